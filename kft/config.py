@@ -1,0 +1,173 @@
+"""Training plans: validated dataclasses loaded from YAML.
+
+A plan is model options + training options + a list of stages. Each stage names
+the blocks it trains (``head``, ``layer4`` ... from the backbone's block map), its
+optimizer, learning rate and per-block LR multipliers, and when to stop. Loading
+rejects an unknown key, an unknown block or a bad value with one sentence that
+names the key and what is allowed.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field, fields
+from importlib import resources
+from pathlib import Path
+
+from kft.errors import KftError
+
+OPTIMIZERS = ("adam", "adamw", "sgd")
+SCHEDULES = ("constant", "cosine")
+CACHE_MODES = ("auto", "off")
+STRATEGIES = ("two_stage", "full", "head_only", "three_stage")
+DEFAULT_STRATEGY = "two_stage"
+
+
+@dataclass
+class Augment:
+    """Training-only augmentation, on the raw images (Keras preprocessing layers)."""
+
+    translate: float = 0.1  # fraction of height/width (random shift, zero-padded)
+    flip: bool = True  # horizontal
+    rotate: float = 0.03  # fraction of a full turn (0.03 = +-11 degrees)
+    contrast: float = 0.2
+    brightness: float = 0.1
+    enabled: bool = True
+
+
+@dataclass
+class Stage:
+    name: str
+    trainable: list[str]
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    lr_multipliers: dict[str, float] = field(default_factory=dict)  # block -> factor (default 1)
+    schedule: str = "cosine"  # over max_epochs; early stopping may end the stage sooner
+    max_epochs: int = 20
+    patience: int = 4  # epochs without a new best validation accuracy
+    weight_decay: float = 0.0
+    label_smoothing: float = 0.1
+    momentum: float = 0.9  # sgd only
+
+
+@dataclass
+class Plan:
+    backbone: str
+    strategy: str = "custom"
+    image_size: int = 160  # the backbone's resolution (images are upsampled inside the model)
+    width: float | None = None  # not used yet: width multipliers come from the registry
+    dropout: float = 0.2
+    batch_size: int = 32
+    samples_per_class: int = 100
+    val_per_class: int = 100
+    cache: str = "auto"  # cache the frozen prefix's output (kft.cache)
+    cache_views: int = 8  # augmented views per training image in the cache
+    cache_budget_mb: int = 4096
+    augment: Augment = field(default_factory=Augment)
+    stages: list[Stage] = field(default_factory=list)
+
+    def to_dict(self) -> dict:
+        return dataclasses.asdict(self)
+
+
+def _check(cond: bool, message: str) -> None:
+    if not cond:
+        raise KftError(message)
+
+
+def _build(cls, data, where: str):
+    """Construct dataclass ``cls`` from a dict, refusing unknown keys."""
+    _check(isinstance(data, dict), f"{where}: expected a mapping, got {type(data).__name__}")
+    known = {f.name: f for f in fields(cls)}
+    unknown = sorted(set(data) - set(known))
+    _check(not unknown, f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(known)}")
+    kwargs = {}
+    for k, v in data.items():
+        if k == "augment":
+            v = _build(Augment, v or {}, f"{where}.augment")
+        elif k == "stages":
+            _check(isinstance(v, list) and v, f"{where}.stages: expected a non-empty list of stages")
+            v = [_build(Stage, s, f"{where}.stages[{i}]") for i, s in enumerate(v)]
+        kwargs[k] = v
+    try:
+        return cls(**kwargs)
+    except TypeError as e:
+        raise KftError(f"{where}: {e}") from None
+
+
+def validate(plan: Plan) -> Plan:
+    """Check every value, and that stage blocks exist in the backbone's block map."""
+    from kft.backbones import registry
+
+    spec = registry.get(plan.backbone)
+    blocks = registry.all_block_names(spec)
+    _pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
+    for key in ("image_size", "batch_size", "samples_per_class", "cache_views", "cache_budget_mb"):
+        _check(_pos_int(getattr(plan, key)), f"{key} must be a positive integer, got {getattr(plan, key)!r}")
+    _check(isinstance(plan.val_per_class, int) and plan.val_per_class >= 1,
+           f"val_per_class must be a positive integer, got {plan.val_per_class!r}")
+    _check(plan.image_size >= 32, f"image_size must be at least 32, got {plan.image_size}")
+    _check(0 <= plan.dropout < 1, f"dropout must be in [0, 1), got {plan.dropout}")
+    _check(plan.cache in CACHE_MODES, f"cache: {plan.cache!r} is not one of {', '.join(CACHE_MODES)}")
+    _check(bool(plan.stages), "a plan needs at least one stage")
+    names = [s.name for s in plan.stages]
+    _check(len(set(names)) == len(names), f"stage names must be unique, got {names}")
+    for i, s in enumerate(plan.stages):
+        where = f"stages[{i}] ({s.name})"
+        _check(isinstance(s.trainable, list) and s.trainable, f"{where}.trainable: list the blocks to train")
+        for b in [*s.trainable, *s.lr_multipliers]:
+            _check(b in blocks, f"{where}: unknown block {b!r} for {plan.backbone}; blocks: {', '.join(blocks)}")
+        extra = set(s.lr_multipliers) - set(s.trainable)
+        _check(not extra, f"{where}.lr_multipliers: block {sorted(extra)[0]!r} is not trainable in this stage")
+        _check("preprocess" not in s.trainable, f"{where}: the preprocess block has no weights to train")
+        _check(s.optimizer in OPTIMIZERS, f"{where}.optimizer: {s.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
+        _check(s.schedule in SCHEDULES, f"{where}.schedule: {s.schedule!r} is not one of {', '.join(SCHEDULES)}")
+        _check(isinstance(s.learning_rate, (int, float)) and s.learning_rate > 0,
+               f"{where}.learning_rate must be > 0, got {s.learning_rate!r}")
+        _check(all(isinstance(m, (int, float)) and m >= 0 for m in s.lr_multipliers.values()),
+               f"{where}.lr_multipliers must be >= 0")
+        _check(_pos_int(s.max_epochs), f"{where}.max_epochs must be a positive integer, got {s.max_epochs!r}")
+        _check(_pos_int(s.patience), f"{where}.patience must be a positive integer, got {s.patience!r}")
+        _check(s.weight_decay >= 0, f"{where}.weight_decay must be >= 0")
+        _check(0 <= s.label_smoothing < 1, f"{where}.label_smoothing must be in [0, 1)")
+    return plan
+
+
+def plan_from_dict(data: dict, where: str = "config") -> Plan:
+    return validate(_build(Plan, data, where))
+
+
+def load_plan(path: str | Path) -> Plan:
+    import yaml
+
+    path = Path(path)
+    if not path.is_file():
+        raise KftError(f"config file not found: {path}")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except yaml.YAMLError as e:
+        raise KftError(f"{path}: not valid YAML ({str(e).splitlines()[0]})") from None
+    return plan_from_dict(data, str(path))
+
+
+def strategy_plan(backbone: str, strategy: str = DEFAULT_STRATEGY) -> Plan:
+    """The shipped plan for ``backbone`` and ``strategy`` (``kft/configs/<backbone>/<strategy>.yaml``)."""
+    from kft.backbones import registry
+    from kft.errors import one_of
+
+    registry.get(backbone)  # unknown backbone -> error listing the valid ones
+    if strategy not in STRATEGIES:
+        raise one_of("strategy", strategy, STRATEGIES)
+    ref = resources.files("kft") / "configs" / backbone / f"{strategy}.yaml"
+    with resources.as_file(ref) as path:
+        return load_plan(path)
+
+
+def with_overrides(plan: Plan, **overrides) -> Plan:
+    """Apply CLI overrides (None = keep); ``max_epochs`` caps every stage."""
+    max_epochs = overrides.pop("max_epochs", None)
+    changes = {k: v for k, v in overrides.items() if v is not None}
+    plan = dataclasses.replace(plan, **changes)
+    if max_epochs is not None:
+        plan.stages = [dataclasses.replace(s, max_epochs=min(s.max_epochs, max_epochs)) for s in plan.stages]
+    return validate(plan)
