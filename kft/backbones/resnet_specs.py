@@ -2,17 +2,19 @@
 
 Blocks use torchvision's names: ``stem`` (conv1, bn1, relu, maxpool) and
 ``layer1`` .. ``layer4``; the classifier head (torchvision's ``fc``) is kft's
-``head`` block.
+``head`` block. Each block starts at ``layerN.0.conv1_pad``, the explicit padding
+in front of its first conv, which Keras orders before ``layerN.0.conv1`` and
+the shortcut (see ``kft.backbones.resnet``); it reads the block's input tensor.
 """
 
 from kft.backbones.registry import IMAGENET_MEAN_STD, BackboneSpec, register
 
 _RESNET_BLOCKS = (
     ("stem", None),
-    ("layer1", "layer1.0.conv1"),
-    ("layer2", "layer2.0.conv1"),
-    ("layer3", "layer3.0.conv1"),
-    ("layer4", "layer4.0.conv1"),
+    ("layer1", "layer1.0.conv1_pad"),
+    ("layer2", "layer2.0.conv1_pad"),
+    ("layer3", "layer3.0.conv1_pad"),
+    ("layer4", "layer4.0.conv1_pad"),
 )
 _RESNET_DOC = {
     "stem": "conv1 7x7/2, bn1, relu, maxpool (stride 4)",
