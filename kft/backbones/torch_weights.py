@@ -153,7 +153,7 @@ def download_imagenet(depth: int, dest) -> Path:
             raise KftError(
                 f"could not download {url} ({getattr(e, 'reason', e)}); to work offline, put "
                 f"{out.name} (saved by kft on a machine with internet) in the folder named by "
-                f"KFT_WEIGHTS_DIR") from None
+                f"KFT_WEIGHTS_DIR, or give that model.safetensors file as the weights path") from None
         return convert_checkpoint(depth, tmp, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
