@@ -31,6 +31,43 @@ def backbones():
     click.echo(format_backbones())
 
 
+@cli.command()
+@click.argument("backbone")
+@click.option("--strategy", default=None, help="two_stage (default), full, head_only or three_stage.")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Your own plan (YAML).")
+@click.option("--samples-per-class", type=int, help="Training images per class (default 100).")
+@click.option("--val-per-class", type=int, help="Validation images per class, from the rest of the training set.")
+@click.option("--image-size", type=int, help="Backbone resolution; images are upsampled inside the model.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
+@click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
+@click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
+@click.option("--data", "folder", type=click.Path(), help="Your own dataset: one sub-folder per class.")
+@click.option("--max-epochs", type=int, help="Cap every stage's epochs (smoke runs).")
+@click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set (smoke runs).")
+@click.option("--cache", type=click.Choice(["auto", "off"]), help="Frozen-prefix feature cache.")
+@click.option("--cache-views", type=int, help="Augmented views per image in the cache.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<backbone>-<strategy>-<time>).")
+@click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
+def train(backbone, strategy, config_path, samples_per_class, val_per_class, image_size, seed, weights, data_dir,
+          folder, max_epochs, limit_test, cache, cache_views, out, resume):
+    """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
+    from kft.cli_train import run_train
+
+    run_train(**locals())
+
+
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set.")
+@click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: the run's, or $KFT_DATA_DIR).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON.")
+def evaluate(target, limit_test, data_dir, json_path):
+    """Test accuracy of a run folder (or a .keras model, on CIFAR-10)."""
+    from kft.cli_train import run_evaluate
+
+    run_evaluate(target, limit_test, data_dir, json_path)
+
+
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:

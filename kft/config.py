@@ -117,8 +117,8 @@ def validate(plan: Plan) -> Plan:
         _check(isinstance(s.trainable, list) and s.trainable, f"{where}.trainable: list the blocks to train")
         for b in [*s.trainable, *s.lr_multipliers]:
             _check(b in blocks, f"{where}: unknown block {b!r} for {plan.backbone}; blocks: {', '.join(blocks)}")
-        extra = set(s.lr_multipliers) - set(s.trainable)
-        _check(not extra, f"{where}.lr_multipliers: block {sorted(extra)[0]!r} is not trainable in this stage")
+        extra = sorted(set(s.lr_multipliers) - set(s.trainable))
+        _check(not extra, f"{where}.lr_multipliers: block {extra[:1]} is not trainable in this stage")
         _check("preprocess" not in s.trainable, f"{where}: the preprocess block has no weights to train")
         _check(s.optimizer in OPTIMIZERS, f"{where}.optimizer: {s.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         _check(s.schedule in SCHEDULES, f"{where}.schedule: {s.schedule!r} is not one of {', '.join(SCHEDULES)}")

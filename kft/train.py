@@ -1,0 +1,262 @@
+"""Staged fine-tuning: run a plan's stages one after another on one classifier.
+
+For each stage: set ``trainable`` per block, build fresh optimizers (one per
+learning-rate group, see ``kft.optim``), train until validation accuracy stops
+improving for ``patience`` epochs, then restore the best weights. BatchNorm runs
+in inference mode everywhere (the trunk is always called with
+``training=False``; only the head's dropout sees training), so moving
+statistics never change and a frozen block is an exact fixed function, which is
+what lets ``kft.cache`` compute it once per stage.
+
+    model = build_classifier(...)
+    for stage in plan.stages:
+        set_trainable_blocks(model, stage.trainable)
+        StageTrainer(model, plan, stage, data).fit()   # early-stops, restores best
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from kft import cache as feature_cache
+from kft import optim
+from kft.augment import make_augmenter
+from kft.config import Plan, Stage
+from kft.model import block_of_variable, set_trainable_blocks, spec_of
+
+
+@dataclass
+class StageResult:
+    name: str
+    epochs: int
+    best_val_accuracy: float
+    seconds: float
+    trainable_params: int
+    cached: bool
+    cache_mb: float
+    history: list[dict] = field(default_factory=list)
+
+
+def _stage_seed(seed: int, stage_index: int, salt: int = 0) -> int:
+    return int(np.random.default_rng([seed, stage_index, salt]).integers(0, 2**31 - 1))
+
+
+class StageTrainer:
+    """Trains one stage of a plan on ``model`` in place."""
+
+    def __init__(self, model, plan: Plan, stage: Stage, stage_index: int, data, seed: int, log=print,
+                 on_epoch_end=None):
+        self.model, self.plan, self.stage, self.index = model, plan, stage, stage_index
+        self.data, self.seed, self.log = data, seed, log
+        self.on_epoch_end = on_epoch_end
+        self.num_classes = len(data.class_names)
+
+    # -- set-up -------------------------------------------------------------------------
+    def _prepare(self):
+        import keras
+
+        model, plan, stage = self.model, self.plan, self.stage
+        set_trainable_blocks(model, stage.trainable)
+        self.train_vars = list(model.trainable_variables)
+        self.trainable_params = int(sum(np.prod(v.shape) for v in self.train_vars))
+        aug_seed = _stage_seed(self.seed, self.index, 1)
+        self.augmenter = make_augmenter(plan.augment, aug_seed)
+        self.dropout = model.get_layer("dropout")
+        self.logits = model.get_layer("logits")
+
+        cut = feature_cache.lowest_trainable_block(model, stage.trainable)
+        first_block = spec_of(model).block_names[0]
+        views = plan.cache_views if self.augmenter is not None else 1
+        self.cached, self.cache_mb = False, 0.0
+        if plan.cache == "auto" and cut != first_block:
+            split = feature_cache.split_model(model, cut)
+            need = feature_cache.feature_bytes(split, len(self.data.train.x), views) + \
+                feature_cache.feature_bytes(split, len(self.data.val.x), 1)
+            if need <= plan.cache_budget_mb * 2**20:
+                t = time.time()
+                self.train_x = np.stack([feature_cache.compute_features(
+                    split.prefix, self.data.train.x, 64, self.augmenter) for _ in range(views)])
+                self.val_x = feature_cache.compute_features(split.prefix, self.data.val.x, 64)
+                self.trunk, self.cached, self.cache_mb = split.suffix, True, need / 2**20
+                self.log(f"[{stage.name}] cached features below {split.cut_block}: {views} view(s) x "
+                         f"{len(self.data.train.x)} train + {len(self.data.val.x)} val, "
+                         f"{self.cache_mb:.0f} MB float16, {time.time() - t:.1f}s")
+            else:
+                self.log(f"[{stage.name}] feature cache would need {need / 2**20:.0f} MB > budget "
+                         f"{plan.cache_budget_mb} MB: training uncached")
+        if not self.cached:
+            self.trunk = keras.Model(model.inputs, model.get_layer("avg_pool").output, name="trunk")
+            self.train_x, self.val_x = self.data.train.x, self.data.val.x
+        steps = int(np.ceil(len(self.data.train.x) / plan.batch_size))
+        self.groups = optim.build_groups(stage, self.train_vars, block_of_variable(model), steps)
+        self._compile_steps()
+
+    def _compile_steps(self):
+        import keras
+        import tensorflow as tf
+
+        loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True,
+                                                       label_smoothing=self.stage.label_smoothing)
+        trunk, dropout, logits_layer, groups = self.trunk, self.dropout, self.logits, self.groups
+        augment = None if self.cached else self.augmenter
+        train_vars, n = self.train_vars, self.num_classes
+
+        @tf.function(reduce_retracing=True)
+        def train_step(x, y):
+            x = tf.cast(x, tf.float32)
+            if augment is not None:
+                x = augment(x, training=True)
+            with tf.GradientTape() as tape:
+                logits = logits_layer(dropout(trunk(x, training=False), training=True))
+                loss = loss_fn(tf.one_hot(y, n), logits)
+            grads = tape.gradient(loss, train_vars)
+            optim.apply_gradients(groups, {id(v): g for v, g in zip(train_vars, grads)})
+            return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+
+        @tf.function(reduce_retracing=True)
+        def eval_step(x, y):
+            logits = logits_layer(trunk(tf.cast(x, tf.float32), training=False))
+            loss = loss_fn(tf.one_hot(y, n), logits)
+            return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+
+        self.train_step, self.eval_step = train_step, eval_step
+
+    # -- loop ---------------------------------------------------------------------------
+    def _epoch(self, epoch: int) -> tuple[float, float]:
+        n, bs = len(self.data.train.y), self.plan.batch_size
+        rng = np.random.default_rng([self.seed, self.index, epoch])
+        order = rng.permutation(n)
+        view = rng.integers(0, self.train_x.shape[0], n) if self.cached else None
+        y = self.data.train.y.astype(np.int32)
+        total_loss, correct = 0.0, 0
+        for start in range(0, n, bs):
+            idx = order[start:start + bs]
+            x = self.train_x[view[idx], idx] if self.cached else self.train_x[idx]
+            loss, c = self.train_step(x, y[idx])
+            total_loss += float(loss) * len(idx)
+            correct += int(c)
+        return total_loss / n, correct / n
+
+    def validate(self) -> tuple[float, float]:
+        y = self.data.val.y.astype(np.int32)
+        total_loss, correct = 0.0, 0
+        for start in range(0, len(y), 256):
+            loss, c = self.eval_step(self.val_x[start:start + 256], y[start:start + 256])
+            total_loss += float(loss) * len(y[start:start + 256])
+            correct += int(c)
+        return total_loss / len(y), correct / len(y)
+
+    def fit(self, state: dict | None = None) -> StageResult:
+        """Train until validation accuracy plateaus; leaves the best weights in the model.
+
+        ``state`` (from a checkpoint) resumes mid-stage: next epoch, best so far, patience.
+        """
+        stage = self.stage
+        t0 = time.time()
+        self._prepare()
+        state = state or {}
+        if "best_val_accuracy" in state:
+            best, wait, epoch0 = state["best_val_accuracy"], state["wait"], state["next_epoch"]
+            best_weights = state["best_weights"]
+            history = list(state.get("history", []))
+        else:
+            # Start from the incoming weights' score, so a stage can never make things worse.
+            best = self.validate()[1] if self.index > 0 else -1.0
+            best_weights, wait, epoch0, history = [v.numpy() for v in self.train_vars], 0, 0, []
+        epoch = epoch0
+        for epoch in range(epoch0, stage.max_epochs):
+            if wait >= stage.patience:
+                break
+            te = time.time()
+            loss, acc = self._epoch(epoch)
+            val_loss, val_acc = self.validate()
+            row = {"epoch": epoch + 1, "stage": stage.name, "loss": round(loss, 5), "accuracy": round(acc, 5),
+                   "val_loss": round(val_loss, 5), "val_accuracy": round(val_acc, 5),
+                   "lr": float(f"{optim.current_lr(self.groups):.3g}"), "seconds": round(time.time() - te, 2)}
+            history.append(row)
+            if val_acc > best:
+                best, wait = val_acc, 0
+                best_weights = [v.numpy() for v in self.train_vars]
+            else:
+                wait += 1
+            self.log(f"[{stage.name}] epoch {epoch + 1}/{stage.max_epochs}  loss {loss:.4f}  acc {acc:.4f}  "
+                     f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
+                     + ("" if wait else "  *"))
+            if self.on_epoch_end is not None:
+                self.on_epoch_end(self, {"next_epoch": epoch + 1, "best_val_accuracy": best, "wait": wait,
+                                         "best_weights": best_weights, "history": history})
+        for v, w in zip(self.train_vars, best_weights):
+            v.assign(w)
+        return StageResult(stage.name, len(history), round(float(max(best, 0.0)), 5), round(time.time() - t0, 1),
+                           self.trainable_params, self.cached, round(self.cache_mb, 1), history)
+
+
+def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None, folder=None,
+          limit_test: int | None = None, out=None, log=print) -> "object":
+    """Run every stage of ``plan`` and leave a complete run directory; returns its path.
+
+    Data: CIFAR-10 from ``data_dir``/``KFT_DATA_DIR`` (few-shot sampled with ``seed``)
+    or a class-per-folder dataset ``folder``. The test set is scored once, at the end.
+    """
+    import keras
+
+    from kft import runs
+    from kft.data import load_few_shot
+    from kft.evaluate import evaluate_model
+    from kft.model import build_classifier
+    from kft.plots import plot_confusion, plot_curves
+
+    t_start = time.time()
+    load_args = dict(data_dir=str(data_dir) if data_dir else None, folder=str(folder) if folder else None,
+                     samples_per_class=plan.samples_per_class, val_per_class=plan.val_per_class, seed=seed,
+                     limit_test=limit_test, image_size=plan.image_size if folder else None)
+    data = load_few_shot(**load_args)
+    run = runs.new_run_dir(out, plan.backbone, plan.strategy)
+    keras.utils.set_random_seed(seed)
+    model = build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
+                             input_size=int(data.train.x.shape[1]), weights=weights, dropout=plan.dropout, seed=seed)
+    runs.write_config(run, {**plan.to_dict(), "seed": seed, "weights": weights})
+    runs.write_split(run, {"load_args": load_args, "class_names": data.class_names, **data.split})
+    runs.write_labels(run, data.class_names)
+    log(f"run {run}: {plan.backbone} / {plan.strategy}, {len(data.train.y)} train, {len(data.val.y)} val, "
+        f"{0 if data.test is None else len(data.test.y)} test images, input {data.train.x.shape[1]} px "
+        f"-> {plan.image_size} px, weights {weights}")
+
+    history, stages = [], []
+    for i, stage in enumerate(plan.stages):
+        result = StageTrainer(model, plan, stage, i, data, seed, log).fit()
+        stages.append(result)
+        for row in result.history:
+            history.append({**row, "epoch": len(history) + 1})
+        runs.write_history(run, history)
+        log(f"[{stage.name}] done: {result.epochs} epochs, best val_acc {result.best_val_accuracy:.4f}, "
+            f"{result.seconds:.0f}s, {result.trainable_params:,} trainable params"
+            + (f", cached ({result.cache_mb:.0f} MB)" if result.cached else ""))
+
+    set_trainable_blocks(model, [])
+    runs.save_model(run, model)
+    metrics = {"backbone": plan.backbone, "strategy": plan.strategy, "seed": seed, "weights": weights,
+               "image_size": plan.image_size, "input_size": int(data.train.x.shape[1]),
+               "samples_per_class": plan.samples_per_class, "val_per_class": plan.val_per_class,
+               "class_names": data.class_names}
+    if data.test is not None:
+        t = time.time()
+        test = evaluate_model(model, data.test.x, data.test.y, len(data.class_names))
+        log(f"test accuracy {test['accuracy']:.4f} on {test['n']} images ({time.time() - t:.0f}s)")
+        metrics.update(test_accuracy=test["accuracy"], test_images=test["n"],
+                       per_class_accuracy=test["per_class_accuracy"], confusion_matrix=test["confusion_matrix"])
+    metrics.update(
+        val_accuracy=max((s.best_val_accuracy for s in stages), default=None),
+        stages=[{"name": s.name, "epochs": s.epochs, "best_val_accuracy": s.best_val_accuracy,
+                 "seconds": s.seconds, "trainable_params": s.trainable_params, "cached": s.cached,
+                 "cache_mb": s.cache_mb} for s in stages],
+        seconds=round(time.time() - t_start, 1), versions=runs.library_versions(), git_revision=runs.git_revision())
+    runs.write_metrics(run, metrics)
+    plot_curves(history, run / "curves.png", f"{plan.backbone} / {plan.strategy}")
+    if "confusion_matrix" in metrics:
+        plot_confusion(metrics["confusion_matrix"], data.class_names, run / "confusion.png",
+                       f"test accuracy {metrics['test_accuracy']:.3f}")
+    return run

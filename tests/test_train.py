@@ -1,0 +1,146 @@
+"""The stage trainer: trainable flags, frozen weights, BatchNorm, LR groups, cache exactness."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from kft.config import Augment, Plan, Stage, validate
+from kft.model import block_layers, build_classifier
+
+
+def _plan(stages, **kw):
+    kw.setdefault("augment", Augment(enabled=False))
+    return validate(Plan(backbone="mobilenet_v3_small", image_size=32, batch_size=8, **kw, stages=stages))
+
+
+def _model(seed=0):
+    return build_classifier("mobilenet_v3_small", 3, image_size=32, weights="none", seed=seed)
+
+
+def _snapshot(model):
+    return {b: [w.numpy().copy() for layer in layers for w in layer.weights] for b, layers in block_layers(model).items()}
+
+
+def _fit(model, plan, stage_index, data, **kw):
+    from kft.train import StageTrainer
+
+    return StageTrainer(model, plan, plan.stages[stage_index], stage_index, data, seed=0, log=lambda *_: None, **kw).fit()
+
+
+@pytest.mark.parametrize("cache", ["auto", "off"])
+def test_frozen_blocks_bit_identical_trainable_changed(tiny_data, cache):
+    plan = _plan([Stage("s1", ["layer4", "head"], max_epochs=2, patience=5, learning_rate=1e-2)], cache=cache)
+    model = _model()
+    before = _snapshot(model)
+    result = _fit(model, plan, 0, tiny_data)
+    after = _snapshot(model)
+    for block in ("stem", "layer1", "layer2", "layer3"):
+        assert all(np.array_equal(a, b) for a, b in zip(before[block], after[block])), block
+    for block in ("layer4", "head"):
+        assert any(not np.array_equal(a, b) for a, b in zip(before[block], after[block])), block
+    expected = sum(int(np.prod(w.shape)) for b in ("layer4", "head") for layer in block_layers(model)[b]
+                   for w in layer.trainable_weights)
+    assert result.trainable_params == expected
+    assert result.cached == (cache == "auto")
+
+
+def test_batchnorm_statistics_never_change(tiny_data):
+    import keras
+
+    plan = _plan([Stage("all", ["stem", "layer1", "layer2", "layer3", "layer4", "head"], max_epochs=1)])
+    model = _model()
+    bns = [l for l in model.get_layer("backbone").layers if isinstance(l, keras.layers.BatchNormalization)]
+    stats = [(l.moving_mean.numpy().copy(), l.moving_variance.numpy().copy()) for l in bns]
+    gammas = [l.gamma.numpy().copy() for l in bns]
+    _fit(model, plan, 0, tiny_data)
+    for l, (m, v) in zip(bns, stats):
+        assert np.array_equal(l.moving_mean.numpy(), m) and np.array_equal(l.moving_variance.numpy(), v)
+    assert any(not np.array_equal(l.gamma.numpy(), g) for l, g in zip(bns, gammas)), "gamma should train"
+
+
+def test_zero_multiplier_block_does_not_move(tiny_data):
+    plan = _plan([Stage("s", ["layer3", "layer4", "head"], lr_multipliers={"layer3": 0.0}, max_epochs=1,
+                        learning_rate=1e-2)], cache="off")
+    model = _model()
+    before = _snapshot(model)
+    _fit(model, plan, 0, tiny_data)
+    after = _snapshot(model)
+    assert all(np.array_equal(a, b) for a, b in zip(before["layer3"], after["layer3"]))
+    assert any(not np.array_equal(a, b) for a, b in zip(before["layer4"], after["layer4"]))
+
+
+def test_sgd_updates_scale_with_multipliers(tiny_data):
+    """One SGD step (no momentum) with multiplier m moves a block by exactly m x the m=1 step."""
+    from kft import optim
+
+    import tensorflow as tf
+
+    model = _model()
+    x = tf.constant(tiny_data.train.x[:8], tf.float32)
+    y = tf.one_hot(tiny_data.train.y[:8], 3)
+    from kft.model import block_of_variable, set_trainable_blocks
+
+    set_trainable_blocks(model, ["layer4", "head"])
+    variables = list(model.trainable_variables)
+    with tf.GradientTape() as tape:
+        loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(y, model(x, training=False)))
+    grads = {id(v): g for v, g in zip(variables, tape.gradient(loss, variables))}
+
+    def step(mults):
+        stage = Stage("s", ["layer4", "head"], optimizer="sgd", momentum=0.0, learning_rate=0.1,
+                      schedule="constant", lr_multipliers=mults)
+        start = [v.numpy().copy() for v in variables]
+        groups = optim.build_groups(stage, variables, block_of_variable(model), 1)
+        optim.apply_gradients(groups, grads)
+        deltas = [v.numpy() - s for v, s in zip(variables, start)]
+        for v, s in zip(variables, start):
+            v.assign(s)
+        return deltas
+
+    base, scaled = step({}), step({"layer4": 0.25})
+    blocks = block_of_variable(model)
+    for v, d0, d1 in zip(variables, base, scaled):
+        m = 0.25 if blocks[id(v)] == "layer4" else 1.0
+        np.testing.assert_allclose(d1, m * d0, rtol=1e-4, atol=1e-7)
+    assert any(np.abs(d).max() > 0 for d in base)
+
+
+def test_cache_suffix_matches_full_model_logits_and_gradients(tiny_data):
+    """Suffix-on-cached-features == full model: same logits, same trainable gradients (float32, tol 1e-4)."""
+    import tensorflow as tf
+
+    from kft.cache import compute_features, split_model
+    from kft.model import set_trainable_blocks
+
+    model = _model()
+    set_trainable_blocks(model, ["layer3", "layer4", "head"])
+    split = split_model(model, "layer3")
+    x = tiny_data.train.x[:6]
+    feats = compute_features(split.prefix, x, 4, dtype=np.float32)
+    head = model.get_layer("logits")
+    y = tf.one_hot(tiny_data.train.y[:6], 3)
+    variables = list(model.trainable_variables)
+
+    def loss_and_grads(fn):
+        with tf.GradientTape() as tape:
+            logits = fn()
+            loss = tf.reduce_mean(tf.nn.softmax_cross_entropy_with_logits(y, logits))
+        return logits.numpy(), [g.numpy() for g in tape.gradient(loss, variables)]
+
+    full_logits, full_grads = loss_and_grads(lambda: model(tf.constant(x, tf.float32), training=False))
+    cut_logits, cut_grads = loss_and_grads(lambda: head(split.suffix(tf.constant(feats), training=False)))
+    np.testing.assert_allclose(cut_logits, full_logits, atol=1e-4)
+    for a, b in zip(cut_grads, full_grads):
+        np.testing.assert_allclose(a, b, atol=1e-4, rtol=1e-3)
+    # every trainable variable lives in the suffix or the logits layer: nothing trainable is cached
+    assert {id(v) for v in [*split.suffix.trainable_variables, *head.trainable_variables]} == {id(v) for v in variables}
+
+
+def test_stage_two_never_ends_worse_than_it_started(tiny_data):
+    plan = _plan([Stage("s1", ["head"], max_epochs=3, learning_rate=1e-2),
+                  Stage("s2", ["layer4", "head"], max_epochs=2, learning_rate=10.0)])  # absurd LR
+    model = _model()
+    r1 = _fit(model, plan, 0, tiny_data)
+    r2 = _fit(model, plan, 1, tiny_data)
+    assert r2.best_val_accuracy >= r1.best_val_accuracy
