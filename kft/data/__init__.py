@@ -1,0 +1,132 @@
+"""The data layer: CIFAR-10 or an image folder -> seeded few-shot train/val/test Datasets.
+
+numpy + Pillow only (Keras is imported solely by the CIFAR-10 download
+fallback). ``load_few_shot`` is the one entry point the trainer uses.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+
+from kft.data.cifar10 import CIFAR10_CLASSES, load_cifar10, load_cifar10_with_source
+from kft.data.folder import FolderData, load_folder
+from kft.data.sampling import check_int, few_shot_indices, split_counts, stratified_subset
+from kft.data.types import Dataset, FewShotData
+from kft.errors import KftError
+
+CIFAR_SAMPLES_PER_CLASS = 100
+CIFAR_VAL_PER_CLASS = 100
+TEST_SUBSET_SEED = 0  # --limit-test picks the same test images whatever the training seed
+
+__all__ = [
+    "CIFAR10_CLASSES",
+    "Dataset",
+    "FewShotData",
+    "FolderData",
+    "few_shot_indices",
+    "load_cifar10",
+    "load_cifar10_with_source",
+    "load_few_shot",
+    "load_folder",
+    "split_counts",
+    "stratified_subset",
+]
+
+
+def load_few_shot(
+    *,
+    data_dir: str | os.PathLike | None = None,
+    folder: str | os.PathLike | None = None,
+    samples_per_class: int | None = None,
+    val_per_class: int | None = None,
+    seed: int = 0,
+    limit_test: int | None = None,
+    image_size: int | None = None,
+) -> FewShotData:
+    """Load the few-shot split a training run uses; the same arguments give identical arrays.
+
+    CIFAR-10 (default; ``data_dir`` / ``KFT_DATA_DIR`` / Keras download):
+    ``samples_per_class`` (default 100) training and ``val_per_class``
+    (default 100, may be 0) validation images per class, both drawn from the
+    training file and disjoint; test = the test file, or a class-balanced
+    ``limit_test`` subset of it (chosen with a fixed seed so runs with
+    different seeds are scored on the same images). Images stay 32x32; the
+    model resizes internally, so ``image_size`` is not used.
+
+    ``folder``: one sub-folder per class, resized to ``image_size``
+    (required); per class ~20% validation (or ``val_per_class``) and all the
+    rest (or ``samples_per_class``) for training; no test set.
+    """
+    check_int("seed", seed, 0)
+    if folder is not None and data_dir is not None:
+        raise KftError("give either an image folder or a CIFAR-10 data dir, not both")
+    if folder is not None:
+        return _from_folder(folder, image_size, samples_per_class, val_per_class, seed, limit_test)
+    return _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test)
+
+
+def _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test) -> FewShotData:
+    spc = CIFAR_SAMPLES_PER_CLASS if samples_per_class is None else samples_per_class
+    vpc = CIFAR_VAL_PER_CLASS if val_per_class is None else val_per_class
+    check_int("samples per class", spc, 1)
+    check_int("validation images per class", vpc, 0)
+    if limit_test is not None:
+        check_int("test limit", limit_test, 1)
+    full_train, full_test, source = load_cifar10_with_source(data_dir)
+    names = list(CIFAR10_CLASSES)
+    train_idx, val_idx = few_shot_indices(full_train.y, spc, vpc, seed, names)
+    if limit_test is None:
+        test_idx = np.arange(len(full_test), dtype=np.int64)
+    else:
+        test_idx = stratified_subset(full_test.y, limit_test, TEST_SUBSET_SEED, names)
+    split = {
+        "source": source,
+        "index_space": "train/val: rows of the CIFAR-10 training set; test: rows of its test set",
+        "seed": int(seed),
+        "samples_per_class": int(spc),
+        "val_per_class": int(vpc),
+        "limit_test": None if limit_test is None else int(limit_test),
+        "test_subset_seed": None if limit_test is None else TEST_SUBSET_SEED,
+        "class_names": names,
+        "train": train_idx.tolist(),
+        "val": val_idx.tolist(),
+        "test": test_idx.tolist(),
+    }
+    return FewShotData(
+        train=full_train.subset(train_idx),
+        val=full_train.subset(val_idx),
+        test=full_test.subset(test_idx),
+        class_names=names,
+        split=split,
+    )
+
+
+def _from_folder(folder, image_size, samples_per_class, val_per_class, seed, limit_test) -> FewShotData:
+    if limit_test is not None:
+        raise KftError("a test limit applies only to CIFAR-10; an image folder has no test set")
+    if image_size is None:
+        raise KftError("an image size is needed to load an image folder")
+    data = load_folder(
+        folder, image_size, seed=seed, samples_per_class=samples_per_class, val_per_class=val_per_class
+    )
+    names = list(data.train.class_names)
+    split = {
+        "source": {"kind": "folder", "path": str(Path(folder).expanduser().resolve())},
+        "index_space": "train/val: positions in 'files' (readable images, relative to the folder)",
+        "seed": int(seed),
+        "samples_per_class": samples_per_class,
+        "val_per_class": val_per_class,
+        "image_size": int(image_size),
+        "class_names": names,
+        "files": data.files,
+        "train": data.train.indices.tolist(),
+        "val": data.val.indices.tolist(),
+        "test": None,
+        "skipped": [[p, r] for p, r in data.skipped],
+    }
+    return FewShotData(
+        train=data.train, val=data.val, test=None, class_names=names, split=split, skipped=list(data.skipped)
+    )

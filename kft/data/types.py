@@ -1,0 +1,69 @@
+"""Plain containers for labelled images (numpy only), shared by every data source."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass
+class Dataset:
+    """Labelled images: ``x`` uint8 (N, H, W, 3) RGB, ``y`` int64 (N,) class ids.
+
+    ``indices`` records where each row came from in the source arrays (CIFAR
+    file order, or the sorted list of readable files of an image folder), so a
+    run can say exactly which images it was trained on.
+    """
+
+    x: np.ndarray
+    y: np.ndarray
+    class_names: list[str]
+    indices: np.ndarray | None = None
+
+    def __post_init__(self):
+        self.y = np.asarray(self.y, dtype=np.int64)
+        if self.x.dtype != np.uint8 or self.x.ndim != 4 or self.x.shape[-1] != 3:
+            raise ValueError(f"Dataset.x must be uint8 (N, H, W, 3), got {self.x.dtype} {self.x.shape}")
+        if self.y.shape != (len(self.x),):
+            raise ValueError(f"Dataset.y must have shape ({len(self.x)},), got {self.y.shape}")
+        if self.indices is not None:
+            self.indices = np.asarray(self.indices, dtype=np.int64)
+            if self.indices.shape != self.y.shape:
+                raise ValueError("Dataset.indices must have one entry per image")
+        if len(self.y) and (self.y.min() < 0 or self.y.max() >= len(self.class_names)):
+            raise ValueError("Dataset.y holds a label outside class_names")
+
+    def __len__(self) -> int:
+        return len(self.y)
+
+    @property
+    def num_classes(self) -> int:
+        return len(self.class_names)
+
+    def subset(self, idx) -> Dataset:
+        """Rows ``idx`` (positions in this Dataset) as a new Dataset with copied arrays."""
+        idx = np.asarray(idx, dtype=np.int64)
+        src = self.indices[idx] if self.indices is not None else idx
+        return Dataset(self.x[idx], self.y[idx], list(self.class_names), src)
+
+    def class_counts(self) -> np.ndarray:
+        """Number of images per class, shape (num_classes,)."""
+        return np.bincount(self.y, minlength=self.num_classes)
+
+
+@dataclass
+class FewShotData:
+    """Everything a training run needs from the data layer.
+
+    ``test`` is None for folder data (no separate test set). ``split`` is
+    JSON-able (source, seed, index lists) and is saved in the run folder.
+    ``skipped`` lists ``(path, reason)`` for unreadable folder images.
+    """
+
+    train: Dataset
+    val: Dataset
+    test: Dataset | None
+    class_names: list[str]
+    split: dict
+    skipped: list[tuple[str, str]] = field(default_factory=list)
