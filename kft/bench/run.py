@@ -121,6 +121,7 @@ def _one(path: Path, n: int, images, runs: int, warmup: int) -> tuple[dict, str]
     }
     if kind == "tflite":
         record["xnnpack"] = bool(result["xnnpack"])
+        record["xnnpack_partitions"] = int(result["xnnpack_partitions"])
     return record, runtime
 
 

@@ -84,6 +84,8 @@ def time_tflite(path, num_threads: int, images: list[np.ndarray], runs: int, war
         "times_ms": times,
         "threads_observed": None if before is None or after is None else 1 + after - before,
         "xnnpack": "DELEGATE" in ops,
+        # >1: XNNPACK took the graph in pieces, the ops between run on the slower built-in kernels
+        "xnnpack_partitions": ops.count("DELEGATE"),
         "input_shape": [int(d) for d in inp["shape"]],
         "input_dtype": np.dtype(inp["dtype"]).name,
     }
