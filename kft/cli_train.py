@@ -36,17 +36,21 @@ def run_train(backbone, strategy, config_path, samples_per_class, val_per_class,
     if limit_test is not None and limit_test <= 0:
         raise KftError(f"--limit-test must be positive, got {limit_test}")
     if resume:
-        from kft.resume import resume_run
+        from kft.train import resume as resume_run
 
-        resume_run(resume, log=click.echo)
+        click.echo(f"run folder: {resume_run(resume, log=click.echo)}")
         return
+    if not backbone:
+        from kft.backbones import registry
+
+        raise KftError(f"name a backbone: kft train BACKBONE (one of: {', '.join(registry.names())})")
     plan = resolve_plan(backbone, strategy, config_path, samples_per_class=samples_per_class,
                         val_per_class=val_per_class, image_size=image_size, cache=cache,
                         cache_views=cache_views, max_epochs=max_epochs)
     from kft.train import train
 
-    run = train(plan, seed=seed, weights=weights, data_dir=data_dir, folder=folder, limit_test=limit_test,
-                out=out, log=click.echo)
+    run = train(plan, seed=seed, weights=weights, data_dir=data_dir, folder=folder,
+                folder_counts=(samples_per_class, val_per_class), limit_test=limit_test, out=out, log=click.echo)
     click.echo(f"run folder: {run}")
 
 

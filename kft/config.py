@@ -80,7 +80,8 @@ def _build(cls, data, where: str):
     _check(isinstance(data, dict), f"{where}: expected a mapping, got {type(data).__name__}")
     known = {f.name: f for f in fields(cls)}
     unknown = sorted(set(data) - set(known))
-    _check(not unknown, f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(known)}")
+    if unknown:
+        raise KftError(f"{where}: unknown key {unknown[0]!r}; allowed keys: {', '.join(known)}")
     kwargs = {}
     for k, v in data.items():
         if k == "augment":
@@ -118,7 +119,8 @@ def validate(plan: Plan) -> Plan:
         for b in [*s.trainable, *s.lr_multipliers]:
             _check(b in blocks, f"{where}: unknown block {b!r} for {plan.backbone}; blocks: {', '.join(blocks)}")
         extra = sorted(set(s.lr_multipliers) - set(s.trainable))
-        _check(not extra, f"{where}.lr_multipliers: block {extra[:1]} is not trainable in this stage")
+        if extra:
+            raise KftError(f"{where}.lr_multipliers: block {extra[0]!r} is not trainable in this stage")
         _check("preprocess" not in s.trainable, f"{where}: the preprocess block has no weights to train")
         _check(s.optimizer in OPTIMIZERS, f"{where}.optimizer: {s.optimizer!r} is not one of {', '.join(OPTIMIZERS)}")
         _check(s.schedule in SCHEDULES, f"{where}.schedule: {s.schedule!r} is not one of {', '.join(SCHEDULES)}")

@@ -151,3 +151,15 @@ def write_split(run: Path, split: dict) -> None:
 
 def write_metrics(run: Path, metrics: dict) -> None:
     atomic.write_json(run / "metrics.json", metrics)
+
+
+def write_tensorboard(run: Path, rows: list[dict]) -> None:
+    """Append epoch scalars to ``<run>/tensorboard`` (one event file per stage)."""
+    import tensorflow as tf
+
+    writer = tf.summary.create_file_writer(str(run / "tensorboard"))
+    with writer.as_default():
+        for r in rows:
+            for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
+                tf.summary.scalar(key, float(r[key]), step=int(r["epoch"]))
+    writer.close()

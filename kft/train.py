@@ -149,19 +149,36 @@ class StageTrainer:
             correct += int(c)
         return total_loss / len(y), correct / len(y)
 
+    # -- state for checkpoints ------------------------------------------------------------
+    def optimizer_variables(self) -> list:
+        return [v for g in self.groups for v in g.optimizer.variables]
+
+    def rng_variables(self) -> list:
+        """Seed-generator states of the random layers (dropout, augmentation)."""
+        import keras
+
+        layers = [self.dropout, *(self.augmenter.layers if self.augmenter is not None else [])]
+        return [g.state for layer in layers for g in vars(layer).values()
+                if isinstance(g, keras.random.SeedGenerator)]
+
     def fit(self, state: dict | None = None) -> StageResult:
         """Train until validation accuracy plateaus; leaves the best weights in the model.
 
-        ``state`` (from a checkpoint) resumes mid-stage: next epoch, best so far, patience.
+        ``state`` (from a checkpoint) resumes mid-stage: next epoch, best so far,
+        patience counter, history, and the optimizer and random-generator variables.
         """
         stage = self.stage
-        t0 = time.time()
+        t0 = time.time() - (state or {}).get("seconds", 0.0)
         self._prepare()
         state = state or {}
         if "best_val_accuracy" in state:
             best, wait, epoch0 = state["best_val_accuracy"], state["wait"], state["next_epoch"]
             best_weights = state["best_weights"]
             history = list(state.get("history", []))
+            for v, a in zip(self.optimizer_variables(), state["optimizer"], strict=True):
+                v.assign(a)
+            for v, a in zip(self.rng_variables(), state["rng"], strict=True):
+                v.assign(a)
         else:
             # Start from the incoming weights' score, so a stage can never make things worse.
             best = self.validate()[1] if self.index > 0 else -1.0
@@ -171,11 +188,12 @@ class StageTrainer:
             if wait >= stage.patience:
                 break
             te = time.time()
+            lr = optim.current_lr(self.groups)  # at the start of the epoch
             loss, acc = self._epoch(epoch)
             val_loss, val_acc = self.validate()
             row = {"epoch": epoch + 1, "stage": stage.name, "loss": round(loss, 5), "accuracy": round(acc, 5),
                    "val_loss": round(val_loss, 5), "val_accuracy": round(val_acc, 5),
-                   "lr": float(f"{optim.current_lr(self.groups):.3g}"), "seconds": round(time.time() - te, 2)}
+                   "lr": float(f"{lr:.3g}"), "seconds": round(time.time() - te, 2)}
             history.append(row)
             if val_acc > best:
                 best, wait = val_acc, 0
@@ -187,7 +205,8 @@ class StageTrainer:
                      + ("" if wait else "  *"))
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, {"next_epoch": epoch + 1, "best_val_accuracy": best, "wait": wait,
-                                         "best_weights": best_weights, "history": history})
+                                         "best_weights": best_weights, "history": history,
+                                         "seconds": time.time() - t0})
         for v, w in zip(self.train_vars, best_weights):
             v.assign(w)
         return StageResult(stage.name, len(history), round(float(max(best, 0.0)), 5), round(time.time() - t0, 1),
@@ -195,25 +214,27 @@ class StageTrainer:
 
 
 def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None, folder=None,
-          limit_test: int | None = None, out=None, log=print) -> "object":
+          folder_counts: tuple[int | None, int | None] = (None, None), limit_test: int | None = None,
+          out=None, log=print):
     """Run every stage of ``plan`` and leave a complete run directory; returns its path.
 
     Data: CIFAR-10 from ``data_dir``/``KFT_DATA_DIR`` (few-shot sampled with ``seed``)
-    or a class-per-folder dataset ``folder``. The test set is scored once, at the end.
+    or a class-per-folder dataset ``folder`` (``folder_counts``: train/val images per
+    class, None = all / about 20%). The test set is scored once, at the end.
     """
     import keras
 
     from kft import runs
     from kft.data import load_few_shot
-    from kft.evaluate import evaluate_model
     from kft.model import build_classifier
-    from kft.plots import plot_confusion, plot_curves
 
-    t_start = time.time()
+    spc, vpc = folder_counts if folder else (plan.samples_per_class, plan.val_per_class)
     load_args = dict(data_dir=str(data_dir) if data_dir else None, folder=str(folder) if folder else None,
-                     samples_per_class=plan.samples_per_class, val_per_class=plan.val_per_class, seed=seed,
+                     samples_per_class=spc, val_per_class=vpc, seed=seed,
                      limit_test=limit_test, image_size=plan.image_size if folder else None)
     data = load_few_shot(**load_args)
+    for path, reason in getattr(data, "skipped", []):
+        log(f"skipped {path}: {reason}")
     run = runs.new_run_dir(out, plan.backbone, plan.strategy)
     keras.utils.set_random_seed(seed)
     model = build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
@@ -224,17 +245,89 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     log(f"run {run}: {plan.backbone} / {plan.strategy}, {len(data.train.y)} train, {len(data.val.y)} val, "
         f"{0 if data.test is None else len(data.test.y)} test images, input {data.train.x.shape[1]} px "
         f"-> {plan.image_size} px, weights {weights}")
+    _execute(run, model, plan, data, seed, weights, {}, log)
+    return run
 
-    history, stages = [], []
-    for i, stage in enumerate(plan.stages):
-        result = StageTrainer(model, plan, stage, i, data, seed, log).fit()
-        stages.append(result)
-        for row in result.history:
-            history.append({**row, "epoch": len(history) + 1})
+
+def resume(run_dir, log=print):
+    """Continue an interrupted run from the end of its last completed epoch."""
+    import dataclasses
+
+    from kft import checkpoint, runs
+    from kft.config import plan_from_dict
+    from kft.data import load_few_shot
+    from kft.errors import KftError
+    from kft.model import build_classifier
+
+    run = runs.load_run(run_dir)
+    if (run.path / "metrics.json").is_file():
+        raise KftError(f"{run.path} is finished already (metrics.json exists); nothing to resume")
+    state = checkpoint.load_state(run.path)
+    if state is None:
+        raise KftError(f"{run.path} has no checkpoint yet (killed before its first epoch ended); start it again")
+    config = dict(run.config)
+    seed, weights = config.pop("seed"), config.pop("weights")
+    plan = plan_from_dict(config, str(run.path / "config.yaml"))
+    data = load_few_shot(**run.split["load_args"])
+    model = build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
+                             input_size=int(data.train.x.shape[1]), weights="none", dropout=plan.dropout, seed=seed)
+    model.load_weights(checkpoint.model_weights_path(run.path, state))
+    stage = plan.stages[min(state["stage_index"], len(plan.stages) - 1)].name
+    log(f"resuming {run.path}: stage {state['stage_index'] + 1}/{len(plan.stages)} ({stage}), "
+        f"epoch {state.get('next_epoch', 0) + 1}")
+    _execute(run.path, model, plan, data, seed, weights, state, log)
+    return run.path
+
+
+def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict, log) -> None:
+    """Stages from ``state`` on (fresh: all), then the final model, test score and artifacts."""
+    from kft import checkpoint, runs
+
+    t_start = time.time() - state.get("elapsed", 0.0)
+    history, stages = list(state.get("history", [])), list(state.get("stages", []))
+    first = state.get("stage_index", 0)
+
+    for i in range(first, len(plan.stages)):
+        stage = plan.stages[i]
+        done_history = list(history)
+        mid = None
+        if i == first and state.get("next_epoch"):
+            mid = {k: state[k] for k in ("next_epoch", "best_val_accuracy", "wait", "seconds")}
+            mid["history"] = state["stage_history"]
+            mid["best_weights"] = checkpoint.load_arrays(run, state, "best")
+            mid["optimizer"] = checkpoint.load_arrays(run, state, "optimizer")
+            mid["rng"] = checkpoint.load_arrays(run, state, "rng")
+
+        def on_epoch_end(trainer, s, i=i, done_history=done_history):
+            rows = done_history + [{**r, "epoch": len(done_history) + k + 1} for k, r in enumerate(s["history"])]
+            runs.write_history(run, rows)
+            checkpoint.save(run, model, {
+                "stage_index": i, "next_epoch": s["next_epoch"], "best_val_accuracy": s["best_val_accuracy"],
+                "wait": s["wait"], "seconds": s["seconds"], "stage_history": s["history"], "history": done_history,
+                "stages": stages, "elapsed": time.time() - t_start,
+            }, best_weights=s["best_weights"], optimizer=[v.numpy() for v in trainer.optimizer_variables()],
+                rng=[v.numpy() for v in trainer.rng_variables()])
+
+        result = StageTrainer(model, plan, stage, i, data, seed, log, on_epoch_end=on_epoch_end).fit(mid)
+        stages.append({"name": result.name, "epochs": result.epochs, "best_val_accuracy": result.best_val_accuracy,
+                       "seconds": result.seconds, "trainable_params": result.trainable_params,
+                       "cached": result.cached, "cache_mb": result.cache_mb})
+        history = done_history + [{**r, "epoch": len(done_history) + k + 1} for k, r in enumerate(result.history)]
         runs.write_history(run, history)
+        runs.write_tensorboard(run, history[len(done_history):])
+        # A finished stage is never retrained: the checkpoint now points at the next one.
+        checkpoint.save(run, model, {"stage_index": i + 1, "next_epoch": 0, "history": history, "stages": stages,
+                                     "elapsed": time.time() - t_start})
         log(f"[{stage.name}] done: {result.epochs} epochs, best val_acc {result.best_val_accuracy:.4f}, "
             f"{result.seconds:.0f}s, {result.trainable_params:,} trainable params"
             + (f", cached ({result.cache_mb:.0f} MB)" if result.cached else ""))
+    _finish(run, model, plan, data, seed, weights, history, stages, t_start, log)
+
+
+def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_start, log) -> None:
+    from kft import runs
+    from kft.evaluate import evaluate_model
+    from kft.plots import plot_confusion, plot_curves
 
     set_trainable_blocks(model, [])
     runs.save_model(run, model)
@@ -248,15 +341,11 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
         log(f"test accuracy {test['accuracy']:.4f} on {test['n']} images ({time.time() - t:.0f}s)")
         metrics.update(test_accuracy=test["accuracy"], test_images=test["n"],
                        per_class_accuracy=test["per_class_accuracy"], confusion_matrix=test["confusion_matrix"])
-    metrics.update(
-        val_accuracy=max((s.best_val_accuracy for s in stages), default=None),
-        stages=[{"name": s.name, "epochs": s.epochs, "best_val_accuracy": s.best_val_accuracy,
-                 "seconds": s.seconds, "trainable_params": s.trainable_params, "cached": s.cached,
-                 "cache_mb": s.cache_mb} for s in stages],
-        seconds=round(time.time() - t_start, 1), versions=runs.library_versions(), git_revision=runs.git_revision())
-    runs.write_metrics(run, metrics)
+    metrics.update(val_accuracy=max((s["best_val_accuracy"] for s in stages), default=None), stages=stages,
+                   seconds=round(time.time() - t_start, 1), versions=runs.library_versions(),
+                   git_revision=runs.git_revision())
     plot_curves(history, run / "curves.png", f"{plan.backbone} / {plan.strategy}")
     if "confusion_matrix" in metrics:
         plot_confusion(metrics["confusion_matrix"], data.class_names, run / "confusion.png",
                        f"test accuracy {metrics['test_accuracy']:.3f}")
-    return run
+    runs.write_metrics(run, metrics)  # last: a run with metrics.json is complete

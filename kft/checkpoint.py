@@ -1,0 +1,69 @@
+"""Per-epoch checkpoints in ``<run>/checkpoint/``, so ``kft train --resume`` loses at most one epoch.
+
+A checkpoint holds the whole model's weights, the stage's best weights so far,
+every LR group's optimizer variables (Adam moments, step count, hence the LR
+schedule position), the random-generator states (dropout, augmentation) and the
+early-stopping state. Files carry a serial number; ``state.json``, written
+last and atomically, names the complete set, so a kill at any moment leaves the
+previous checkpoint valid.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+
+from kft import atomic
+from kft.errors import KftError
+
+FOLDER = "checkpoint"
+
+
+def _save_arrays(path: Path, arrays: list) -> None:
+    with atomic.atomic_path(path) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, *[np.asarray(a) for a in arrays])
+
+
+def _load_arrays(path: Path) -> list[np.ndarray]:
+    with np.load(path, allow_pickle=False) as z:
+        return [z[f"arr_{i}"] for i in range(len(z.files))]
+
+
+def save(run: Path, model, state: dict, best_weights=None, optimizer=None, rng=None) -> None:
+    """Write one checkpoint; ``state`` is JSON-able (stage index, epoch, history ...)."""
+    folder = Path(run) / FOLDER
+    folder.mkdir(exist_ok=True)
+    old = load_state(run)
+    serial = (old or {}).get("serial", 0) + 1
+    files = {"model": f"model-{serial}.weights.h5"}
+    with atomic.atomic_path(folder / files["model"]) as tmp:
+        model.save_weights(tmp)
+    for key, arrays in (("best", best_weights), ("optimizer", optimizer), ("rng", rng)):
+        if arrays is not None:
+            files[key] = f"{key}-{serial}.npz"
+            _save_arrays(folder / files[key], arrays)
+    atomic.write_json(folder / "state.json", {**state, "serial": serial, "files": files})
+    for name in (old or {}).get("files", {}).values():
+        (folder / name).unlink(missing_ok=True)
+
+
+def load_state(run: Path) -> dict | None:
+    path = Path(run) / FOLDER / "state.json"
+    if not path.is_file():
+        return None
+    try:
+        return json.loads(path.read_text())
+    except json.JSONDecodeError:
+        raise KftError(f"{path} is corrupt; the run cannot be resumed") from None
+
+
+def load_arrays(run: Path, state: dict, key: str) -> list[np.ndarray] | None:
+    name = state.get("files", {}).get(key)
+    return None if name is None else _load_arrays(Path(run) / FOLDER / name)
+
+
+def model_weights_path(run: Path, state: dict) -> Path:
+    return Path(run) / FOLDER / state["files"]["model"]
