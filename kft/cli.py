@@ -85,6 +85,49 @@ def bench(models, threads, runs, warmup, json_path, plot_path, images_dir):
               echo=click.echo, warn=lambda m: click.echo(m, err=True))
 
 
+@cli.command()
+@click.option("--backbones", default="mobilenet_v2,mobilenet_v3_small", show_default=True, help="Comma-separated.")
+@click.option("--strategies", default="head_only,two_stage,three_stage,full", show_default=True,
+              help="Comma-separated.")
+@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated; a seed fixes the sampled images.")
+@click.option("--samples-per-class", default="100", show_default=True,
+              help="Training images per class; a list (10,25,50,100,250) also draws a learning curve.")
+@click.option("--weights", default="imagenet", show_default=True, help="imagenet, none (random init) or a file.")
+@click.option("--val-per-class", type=int, help="Validation images per class.")
+@click.option("--image-size", type=int, help="Backbone resolution (default: each plan's).")
+@click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
+@click.option("--max-epochs", type=int, help="Cap every stage's epochs (smoke runs).")
+@click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set (smoke runs).")
+@click.option("--cache", type=click.Choice(["auto", "off"]), help="Frozen-prefix feature cache.")
+@click.option("--cache-views", type=int, help="Augmented views per image in the cache.")
+@click.option("--out", type=click.Path(file_okay=False), help="Compare folder (default runs/compare-<time>); "
+              "rerun with the same --out to continue.")
+def compare(backbones, strategies, seeds, samples_per_class, weights, val_per_class, image_size, data_dir,
+            max_epochs, limit_test, cache, cache_views, out):
+    """Train every backbone x strategy x seed; tables, paired statistics and plots."""
+    options = dict(locals())
+    from kft.compare import run_compare_cli
+
+    run_compare_cli(**options)
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2,4.")
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed single-image runs per thread count.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the records as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Accuracy vs latency plot (.png).")
+@click.option("--images", "images_dir", type=click.Path(), help="Folder of photos to feed "
+              "(default: CIFAR-10 test images from $KFT_DATA_DIR, else synthetic natural-looking images).")
+def bench(models, threads, runs, warmup, json_path, plot_path, images_dir):
+    """Latency (batch 1), MACs and GMAC/s of .tflite (and .keras) MODELS per thread count."""
+    from kft.bench.run import run_bench
+
+    run_bench(list(models), threads, runs, warmup, json_path, plot_path, images_dir,
+              echo=click.echo, warn=lambda m: click.echo(m, err=True))
+
+
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:

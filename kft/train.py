@@ -88,7 +88,7 @@ class StageTrainer:
                 self.log(f"[{stage.name}] feature cache would need {need / 2**20:.0f} MB > budget "
                          f"{plan.cache_budget_mb} MB: training uncached")
         if not self.cached:
-            self.trunk = keras.Model(model.inputs, model.get_layer("avg_pool").output, name="trunk")
+            self.trunk = keras.Model(model.input, model.get_layer("avg_pool").output, name="trunk")
             self.train_x, self.val_x = self.data.train.x, self.data.val.x
         steps = int(np.ceil(len(self.data.train.x) / plan.batch_size))
         self.groups = optim.build_groups(stage, self.train_vars, block_of_variable(model), steps)
