@@ -111,23 +111,6 @@ def compare(backbones, strategies, seeds, samples_per_class, weights, val_per_cl
     run_compare_cli(**options)
 
 
-@cli.command()
-@click.argument("models", nargs=-1, required=True, type=click.Path())
-@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2,4.")
-@click.option("--runs", type=int, default=50, show_default=True, help="Timed single-image runs per thread count.")
-@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the records as JSON.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Accuracy vs latency plot (.png).")
-@click.option("--images", "images_dir", type=click.Path(), help="Folder of photos to feed "
-              "(default: CIFAR-10 test images from $KFT_DATA_DIR, else synthetic natural-looking images).")
-def bench(models, threads, runs, warmup, json_path, plot_path, images_dir):
-    """Latency (batch 1), MACs and GMAC/s of .tflite (and .keras) MODELS per thread count."""
-    from kft.bench.run import run_bench
-
-    run_bench(list(models), threads, runs, warmup, json_path, plot_path, images_dir,
-              echo=click.echo, warn=lambda m: click.echo(m, err=True))
-
-
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:
