@@ -69,6 +69,42 @@ def evaluate(target, limit_test, data_dir, json_path):
 
 
 @cli.command()
+@click.argument("source", type=click.Path())
+@click.option("--tflite", is_flag=True, help="Export TFLite models (the only format so far).")
+@click.option("--quantize", default="all", show_default=True, help="float32,float16,dynamic,int8 or all.")
+@click.option("--int8-io", is_flag=True, help="int8 model takes uint8 pixels and gives uint8 probabilities.")
+@click.option("--calibration-samples", type=int, default=300, show_default=True,
+              help="Training images used to calibrate int8.")
+@click.option("--limit-test", type=int, help="Score on a stratified N-image subset of the test set.")
+@click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: the run's, or $KFT_DATA_DIR).")
+@click.option("--out", type=click.Path(file_okay=False), help="Output folder (default export/<run-name>).")
+def export(source, tflite, quantize, int8_io, calibration_samples, limit_test, data_dir, out):
+    """Export a run folder (or .keras model) to TFLite with metadata and a fidelity report."""
+    if not tflite:
+        raise KftError("choose an export format: --tflite")
+    from kft.export import export_run
+
+    result = export_run(source, quantize, int8_io, calibration_samples, out, limit_test=limit_test,
+                        data_dir=data_dir, log=click.echo)
+    click.echo((result.out_dir / "export_report.md").read_text())
+    click.echo(f"exported to {result.out_dir}")
+
+
+@cli.command()
+@click.argument("model", type=click.Path())
+@click.argument("images", nargs=-1, required=True, type=click.Path())
+@click.option("--top-k", type=int, default=3, show_default=True, help="How many classes to print per image.")
+@click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+def predict(model, images, top_k, as_json):
+    """Classify IMAGES with MODEL (.tflite without TensorFlow, .keras or a run folder)."""
+    from kft.predict import run_predict
+
+    code = run_predict(model, list(images), top_k, as_json)
+    if code:
+        sys.exit(code)
+
+
+@cli.command()
 @click.argument("models", nargs=-1, required=True, type=click.Path())
 @click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2,4.")
 @click.option("--runs", type=int, default=50, show_default=True, help="Timed single-image runs per thread count.")

@@ -1,0 +1,188 @@
+"""Export a trained classifier to TFLite variants with metadata and a fidelity report.
+
+``export_model`` works on a loaded Keras model and arrays; ``export_run``
+resolves a run folder (or a ``.keras`` file) into those, loading calibration
+and test images through ``kft.runs``. Nothing is written until every variant
+has converted and been scored; then each file is written atomically, so a
+failure never leaves a half-written model behind. TensorFlow is imported
+lazily, inside the functions.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from kft.errors import KftError, one_of
+from kft.export.convert import QUANTIZATIONS
+DEFAULT_CALIBRATION_SAMPLES = 300
+EXPORT_ROOT = Path("export")
+
+
+@dataclass
+class ExportResult:
+    out_dir: Path
+    files: list[Path]
+    report: dict
+
+
+def parse_quantizations(spec: str | list[str] | tuple[str, ...]) -> list[str]:
+    """``"float32,int8"`` / ``"all"`` / a list -> validated names, in canonical order."""
+    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
+    if not names:
+        raise KftError("no quantization given; choose from: all, " + ", ".join(QUANTIZATIONS))
+    if "all" in names:
+        return list(QUANTIZATIONS)
+    for n in names:
+        if n not in QUANTIZATIONS:
+            raise one_of("quantization", n, (*QUANTIZATIONS, "all"))
+    return [q for q in QUANTIZATIONS if q in names]
+
+
+def default_out_dir(source: str | Path) -> Path:
+    """``export/<run-name>`` (relative to the current folder) for a run folder or model file."""
+    path = Path(source).resolve()
+    if path.is_dir():
+        name = path.name
+    else:
+        name = path.parent.name if path.name == "model.keras" else path.stem
+    return EXPORT_ROOT / name
+
+
+def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = False,
+               calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, out_dir=None, test_images=None,
+               test_labels=None, train_images=None, *, limit_test: int | None = None, data_dir=None,
+               num_threads: int | None = None, log=None) -> ExportResult:
+    """Export a run folder or ``.keras`` file. Arrays given here win; otherwise a run
+    folder supplies training images (int8 calibration) and its test set via
+    ``kft.runs``. A bare ``.keras`` file uses ``labels.txt`` beside it if present."""
+    from kft import runs
+    from kft.runtime.classifier import labels_beside
+
+    quants = parse_quantizations(quantizations)
+    if calibration_samples is None or calibration_samples <= 0:
+        raise KftError(f"--calibration-samples must be positive, got {calibration_samples}")
+    path = Path(run_or_model_path)
+    if not path.exists():
+        raise KftError(f"{path}: no such run folder or model file")
+    run = None
+    if path.is_dir():
+        if runs.is_run_dir(path):
+            run = runs.load_run(path)
+            if data_dir:
+                run.split.setdefault("load_args", {})["data_dir"] = str(data_dir)
+            model_path, class_names = run.model_path, run.class_names
+        else:
+            model_path, class_names = path / "model.keras", labels_beside(path / "model.keras")
+        if not model_path.is_file():
+            raise KftError(f"{path}: no model.keras in this folder (nothing to export)")
+    else:
+        if path.suffix != ".keras":
+            raise KftError(f"{path}: expected a run folder or a .keras model file")
+        model_path, class_names = path, labels_beside(path)
+    if "int8" in quants and train_images is None and run is None:
+        raise KftError(f"{path}: int8 needs calibration images, which only a run folder provides; "
+                       "choose --quantize float32,float16,dynamic")
+
+    model = runs.load_model(model_path)
+    if run is not None:
+        if train_images is None and "int8" in quants:
+            _log(log, "loading training images for int8 calibration")
+            train_images = run.train_images()
+        if test_images is None and run.split.get("load_args", {}).get("folder"):
+            _log(log, "the run was trained on an image folder, which has no test set: no accuracy in the report")
+        elif test_images is None:
+            _log(log, "loading the test set")
+            test_images, test_labels = run.test_set(limit_test)
+    elif test_images is not None and limit_test is not None:
+        test_images, test_labels = test_images[:limit_test], test_labels[:limit_test]
+    num_classes = int(model.outputs[0].shape[-1])
+    if not class_names:
+        class_names = [str(i) for i in range(num_classes)]
+    return export_model(model, class_names, quants, out_dir or default_out_dir(path), int8_io=int8_io,
+                        calibration_samples=calibration_samples, train_images=train_images,
+                        test_images=test_images, test_labels=test_labels, source=str(path),
+                        model_file=model_path, num_threads=num_threads, log=log)
+
+
+def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = False,
+                 calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, train_images=None, test_images=None,
+                 test_labels=None, source: str | None = None, model_file=None, num_threads=None,
+                 log=None, seed: int = 0) -> ExportResult:
+    """Convert ``model`` to each quantization, add metadata, score, then write
+    ``model_<q>.tflite``, ``labels.txt``, ``export_report.json`` and ``.md`` into ``out_dir``."""
+    from kft import atomic
+    from kft.evaluate import predict_logits
+    from kft.export import metadata, report
+    from kft.export.convert import QuantizationConfig, convert
+
+    quants = parse_quantizations(quantizations)
+    class_names = [str(c) for c in class_names]
+    num_classes = int(model.outputs[0].shape[-1])
+    if len(class_names) != num_classes:
+        raise KftError(f"{len(class_names)} class names for a model with {num_classes} outputs")
+    if test_images is not None:
+        test_images = np.asarray(test_images)
+        if test_labels is None or len(test_labels) != len(test_images):
+            raise KftError("test images need one label each")
+        test_labels = np.asarray(test_labels)
+    calibration = None
+    if "int8" in quants:
+        if train_images is None or len(train_images) == 0:
+            raise KftError("int8 quantization needs training images for calibration")
+        calibration = _calibration_subset(np.asarray(train_images), calibration_samples, seed)
+    size = tuple(int(d) for d in model.inputs[0].shape[1:3])
+    meta = metadata.ClassifierMetadata(labels=tuple(class_names), image_size=size,
+                                       name=model.name, version=source and Path(source).name or "")
+
+    if num_threads is None:
+        num_threads = os.cpu_count() or 1
+    keras_logits = predict_logits(model, test_images) if test_images is not None else None
+    model_file = Path(model_file) if model_file else None
+    rows = [report.keras_row(keras_logits, test_labels, str(model_file) if model_file else None,
+                             model_file.stat().st_size if model_file and model_file.is_file() else None)]
+    outputs: dict[str, bytes] = {}
+    for name in quants:
+        quant = QuantizationConfig.named(name, calibration, int8_io)
+        _log(log, f"converting {name}")
+        t0 = time.perf_counter()
+        tflite = metadata.attach(convert(model, quant), meta)
+        seconds = time.perf_counter() - t0
+        file = f"model_{name}.tflite"
+        _log(log, f"scoring {file}")
+        rows.append(report.variant_row(name, tflite, file, seconds, quant.is_float, test_images, test_labels,
+                                       keras_logits, num_threads=num_threads))
+        outputs[file] = tflite
+
+    out_dir = Path(out_dir)
+    result = {
+        "name": out_dir.name, "source": source or model.name, "class_names": class_names,
+        "input_size": list(size), "int8_io": bool(int8_io),
+        "test_images": 0 if test_images is None else int(len(test_images)),
+        "calibration_images": 0 if calibration is None else int(len(calibration)),
+        "rows": rows,
+    }
+    # Everything is in memory now: a failure above has written nothing.
+    outputs["labels.txt"] = metadata.labels_text(class_names).encode("utf-8")
+    outputs["export_report.json"] = (json.dumps(result, indent=2) + "\n").encode()
+    outputs["export_report.md"] = report.format_markdown(result).encode("utf-8")
+    files = [atomic.write_bytes(out_dir / f, data) for f, data in outputs.items()]
+    return ExportResult(out_dir, files, result)
+
+
+def _calibration_subset(images: np.ndarray, n: int, seed: int) -> np.ndarray:
+    """A fixed random subset of ``n`` training images, as float32 0..255."""
+    if n < len(images):
+        idx = np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False))
+        images = images[idx]
+    return images.astype(np.float32)
+
+
+def _log(log, msg: str) -> None:
+    if log:
+        log(msg)

@@ -1,0 +1,122 @@
+"""How faithful each exported .tflite is to the Keras model: accuracy, agreement, logit error.
+
+Every variant runs through the TFLite interpreter exactly as on a device (batch
+1, kft.runtime.Classifier); the first row is the Keras model itself.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+# Probabilities below this are treated as underflowed (float32 softmax flushes
+# to 0 once a logit trails the top one by ~87-103); their logs are unusable.
+_MIN_PROB = 1e-30
+
+
+def centred_logits_from_probs(probs: np.ndarray) -> np.ndarray:
+    """Logits minus their mean, recovered from softmax probabilities.
+
+    log softmax(z)_i = z_i - logsumexp(z); the logsumexp term is the same for
+    every class, so subtracting the per-sample mean of log p removes it and
+    leaves z_i - mean(z), exactly the Keras logits centred the same way. The
+    exported model outputs probabilities only (that is what clients want), so
+    this is how its logits are compared with the Keras model's; the unknown
+    constant shift of logits does not change any prediction.
+    """
+    logp = np.log(np.maximum(probs.astype(np.float64), _MIN_PROB))
+    return logp - logp.mean(axis=-1, keepdims=True)
+
+
+def max_logit_difference(probs: np.ndarray, keras_logits: np.ndarray) -> tuple[float, int]:
+    """Max |centred logit difference| over samples whose probabilities did not
+    underflow, and how many samples were left out for underflow."""
+    ok = (probs >= _MIN_PROB).all(axis=-1)
+    if not ok.any():
+        return float("nan"), int(len(probs))
+    ref = keras_logits.astype(np.float64)
+    ref = ref - ref.mean(axis=-1, keepdims=True)
+    diff = np.abs(centred_logits_from_probs(probs[ok]) - ref[ok]).max()
+    return float(diff), int((~ok).sum())
+
+
+def keras_row(logits: np.ndarray | None, labels: np.ndarray | None, file: str | None,
+              size_bytes: int | None) -> dict:
+    """The reference row: the Keras model's own test accuracy."""
+    return {"variant": "keras", "file": file, "size_bytes": size_bytes,
+            "accuracy": _accuracy(logits, labels), "top1_agreement": None, "max_abs_logit_diff": None,
+            "logit_samples_excluded": None, "convert_seconds": None, "input": "float32", "output": "float32 logits"}
+
+
+def variant_row(name: str, tflite: bytes, file: str, convert_seconds: float, is_float: bool,
+                test_images: np.ndarray | None, labels: np.ndarray | None, keras_logits: np.ndarray | None,
+                num_threads: int | None = None) -> dict:
+    """Score one exported variant through the TFLite interpreter."""
+    from kft.runtime import Classifier
+
+    clf = Classifier(tflite, num_threads=num_threads)
+    row = {"variant": name, "file": file, "size_bytes": len(tflite), "accuracy": None, "top1_agreement": None,
+           "max_abs_logit_diff": None, "logit_samples_excluded": None,
+           "convert_seconds": round(convert_seconds, 3),
+           "input": _io(clf.input_dtype, clf.input_quantization),
+           "output": _io(clf.output_dtype, clf.output_quantization) + " probabilities"}
+    if test_images is None or len(test_images) == 0:
+        return row
+    probs = clf.classify(test_images)
+    row["accuracy"] = _accuracy(probs, labels)
+    if keras_logits is not None:
+        row["top1_agreement"] = float((probs.argmax(1) == keras_logits.argmax(1)).mean())
+        # Only float activations keep probabilities precise enough to recover logits;
+        # int8 outputs come in steps of 1/256 (many exact zeros).
+        if is_float:
+            row["max_abs_logit_diff"], row["logit_samples_excluded"] = max_logit_difference(probs, keras_logits)
+    return row
+
+
+def format_markdown(report: dict) -> str:
+    """The report as a Markdown page with one table row per variant."""
+    lines = [
+        f"# Export report: {report['name']}",
+        "",
+        f"- source: `{report['source']}`",
+        f"- classes ({len(report['class_names'])}): {', '.join(report['class_names'])}",
+        f"- input: {report['input_size'][0]}x{report['input_size'][1]} RGB, raw pixels 0..255",
+        f"- test images: {report['test_images']}; int8 calibration images: {report['calibration_images']}"
+        + ("; int8 model with uint8 input pixels and uint8 probabilities" if report["int8_io"] else ""),
+        "",
+        "| variant | file | size | test accuracy | top-1 agreement | max abs logit diff | convert s | input | output |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|",
+    ]
+    for r in report["rows"]:
+        lines.append("| " + " | ".join([
+            r["variant"], f"`{r['file']}`" if r["file"] else "-", _size(r["size_bytes"]),
+            _num(r["accuracy"], 4), _num(r["top1_agreement"], 4), _sci(r["max_abs_logit_diff"]),
+            _num(r["convert_seconds"], 2), r["input"], r["output"]]) + " |")
+    lines += ["", "Top-1 agreement: share of test images where the variant's top class equals the Keras "
+              "model's. Logit difference: centred logits recovered from log-probabilities "
+              "(float variants only).", ""]
+    return "\n".join(lines)
+
+
+def _accuracy(scores, labels) -> float | None:
+    if scores is None or labels is None or len(labels) == 0:
+        return None
+    return float((np.asarray(scores).argmax(1) == np.asarray(labels)).mean())
+
+
+def _io(dtype, quantization) -> str:
+    scale, zero = quantization
+    return f"{dtype.name} (scale {scale:g}, zero point {zero})" if scale else dtype.name
+
+
+def _size(n) -> str:
+    if n is None:
+        return "-"
+    return f"{n / 1e6:.2f} MB" if n >= 1e5 else f"{n / 1e3:.1f} kB"
+
+
+def _num(v, digits) -> str:
+    return "-" if v is None else f"{v:.{digits}f}"
+
+
+def _sci(v) -> str:
+    return "-" if v is None else f"{v:.2e}"

@@ -1,0 +1,121 @@
+"""A tiny trained classifier shared by the export, runtime and predict tests.
+
+MobileNetV3-Small (random init, 32x32) on generated images whose class is
+their dominant colour. A random backbone run in inference mode has
+BatchNorm statistics (0, 1) that shrink its features to ~1e-11, so the
+statistics are first set from one batch (momentum 0, training=True), then the
+head is trained for a few epochs: ~98% train / ~75% test accuracy, logits
+within +-30, i.e. predictions that are mostly confident but not all. Built
+once per test session, saved as ``model.keras`` with ``labels.txt`` beside it.
+"""
+
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+CLASS_NAMES = ["red", "green", "blue"]
+SIZE = 32
+_COLOURS = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]], np.float32)
+
+
+def colour_images(n_per_class: int, seed: int, size: int = SIZE):
+    """uint8 (3n, size, size, 3) images: a class colour plus smooth and pixel noise; labels 0..2."""
+    rng = np.random.default_rng(seed)
+    y = np.repeat(np.arange(3), n_per_class)
+    base = _COLOURS[y][:, None, None, :]
+    blobs = rng.normal(0, 30, (len(y), 4, 4, 3)).repeat(size // 4, 1).repeat(size // 4, 2)
+    x = base + blobs + rng.normal(0, 25, (len(y), size, size, 3))
+    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
+
+
+@functools.lru_cache(maxsize=None)
+def trained():
+    """Namespace(dir, model_path, model, train_x, train_y, test_x, test_y, class_names)."""
+    import keras
+
+    from kft.model import build_classifier
+
+    model = build_classifier("mobilenet_v3_small", num_classes=3, image_size=SIZE, weights="none", seed=0)
+    train_x, train_y = colour_images(24, seed=1)
+    test_x, test_y = colour_images(10, seed=2)
+    backbone = model.get_layer("backbone")
+    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
+    for layer in norms:
+        layer.momentum = 0.0
+    backbone(train_x.astype(np.float32), training=True)  # moving statistics := this batch's
+    for layer in norms:
+        layer.momentum = 0.99
+    backbone.trainable = False
+    model.compile(optimizer=keras.optimizers.Adam(3e-3),
+                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.fit(train_x.astype(np.float32), train_y, batch_size=24, epochs=20, shuffle=True, verbose=0)
+    backbone.trainable = True
+    d = Path(tempfile.mkdtemp(prefix="kft-export-test-"))
+    atexit.register(shutil.rmtree, d, ignore_errors=True)
+    model.save(d / "model.keras")
+    (d / "labels.txt").write_text("".join(f"{c}\n" for c in CLASS_NAMES))
+    return SimpleNamespace(dir=d, model_path=d / "model.keras", model=model, train_x=train_x, train_y=train_y,
+                           test_x=test_x, test_y=test_y, class_names=list(CLASS_NAMES))
+
+
+def exported(int8_io: bool = False):
+    """``export_model`` of ``trained()``: all four variants (int8 with uint8 I/O if
+    ``int8_io``, then int8 only) into a temporary folder. Returns the ExportResult."""
+    return _exported(bool(int8_io))
+
+
+@functools.lru_cache(maxsize=None)
+def _exported(int8_io: bool):
+    from kft.export import export_model
+
+    t = trained()
+    out = Path(tempfile.mkdtemp(prefix="kft-export-out-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    quants = ["int8"] if int8_io else ["float32", "float16", "dynamic", "int8"]
+    return export_model(t.model, t.class_names, quants, out, int8_io=int8_io, calibration_samples=48,
+                        train_images=t.train_x, test_images=t.test_x, test_labels=t.test_y,
+                        source=str(t.dir), model_file=t.model_path)
+
+
+def keras_logits(images):
+    from kft.evaluate import predict_logits
+
+    return predict_logits(trained().model, images)
+
+
+def run_tflite(path, images):
+    """Outputs of a .tflite for uint8 images, fed straight to the interpreter (batch 1),
+    independently of kft.runtime: float inputs get the pixel values, uint8 inputs the bytes."""
+    from ai_edge_litert.interpreter import Interpreter
+
+    interp = Interpreter(model_path=str(path))
+    interp.allocate_tensors()
+    inp, out = interp.get_input_details()[0], interp.get_output_details()[0]
+    ys = []
+    for img in images:
+        interp.set_tensor(inp["index"], img[None].astype(inp["dtype"]))
+        interp.invoke()
+        ys.append(interp.get_tensor(out["index"])[0].copy())
+    return np.stack(ys), inp, out
+
+
+@functools.lru_cache(maxsize=None)
+def plain_float32() -> bytes:
+    """The exported float32 model without its metadata and packed labels, as ``convert()``
+    returns it (derived from ``exported()`` rather than converting again, to save time)."""
+    from kft.export import tflite_model
+    from kft.export.metadata import METADATA_NAME
+
+    tree = tflite_model.load((exported().out_dir / "model_float32.tflite").read_bytes())
+    tree.metadata = [m for m in tree.metadata if m.name not in (METADATA_NAME, METADATA_NAME.encode())]
+    return tflite_model.dump(tree)

@@ -1,0 +1,279 @@
+"""TFLite export: numeric agreement of every quantization, uint8 I/O, metadata, MediaPipe, atomicity."""
+
+import io
+import json
+import zipfile
+
+import numpy as np
+import pytest
+
+from export_fixtures import exported, keras_logits, plain_float32, run_tflite, trained
+from kft.errors import KftError
+
+
+def _centred(z):
+    z = np.asarray(z, np.float64)
+    return z - z.mean(axis=1, keepdims=True)
+
+
+def _variant(result, name):
+    (row,) = [r for r in result.report["rows"] if r["variant"] == name]
+    return row, result.out_dir / f"model_{name}.tflite"
+
+
+def test_export_writes_every_variant_labels_and_report():
+    result = exported()
+    names = sorted(p.name for p in result.out_dir.iterdir())
+    assert names == sorted(["model_float32.tflite", "model_float16.tflite", "model_dynamic.tflite",
+                            "model_int8.tflite", "labels.txt", "export_report.json", "export_report.md"])
+    assert (result.out_dir / "labels.txt").read_text().split() == trained().class_names
+    report = json.loads((result.out_dir / "export_report.json").read_text())
+    assert [r["variant"] for r in report["rows"]] == ["keras", "float32", "float16", "dynamic", "int8"]
+    t = trained()
+    keras_acc = float((keras_logits(t.test_x).argmax(1) == t.test_y).mean())
+    assert report["rows"][0]["accuracy"] == pytest.approx(keras_acc)
+    assert keras_acc > 0.5  # the tiny model really learned something (chance is 1/3)
+    for r in report["rows"][1:]:
+        assert r["size_bytes"] == (result.out_dir / r["file"]).stat().st_size
+        assert r["convert_seconds"] > 0
+    md = (result.out_dir / "export_report.md").read_text()
+    assert "| float16 |" in md and "| keras |" in md
+
+
+def test_float32_matches_keras_to_float_precision():
+    t = trained()
+    row, path = _variant(exported(), "float32")
+    probs, inp, out = run_tflite(path, t.test_x)
+    assert inp["name"] == "image" and out["name"] == "probabilities"
+    assert inp["dtype"] == np.float32 and tuple(inp["shape"]) == (1, 32, 32, 3)
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
+    ref = keras_logits(t.test_x)
+    diff = np.abs(_centred(np.log(probs.astype(np.float64))) - _centred(ref)).max()
+    assert diff <= 1e-5 * max(1.0, np.abs(_centred(ref)).max())
+    assert row["max_abs_logit_diff"] == pytest.approx(diff, rel=1e-3, abs=1e-7)
+    assert row["top1_agreement"] == 1.0
+    assert row["accuracy"] == pytest.approx(float((ref.argmax(1) == t.test_y).mean()))
+
+
+def test_float16_is_half_size_and_close():
+    t = trained()
+    row, path = _variant(exported(), "float16")
+    _, path32 = _variant(exported(), "float32")
+    assert path.stat().st_size < 0.6 * path32.stat().st_size
+    probs, _, _ = run_tflite(path, t.test_x)
+    ref = _centred(keras_logits(t.test_x))
+    diff = np.abs(_centred(np.log(probs.astype(np.float64))) - ref).max()
+    assert diff < 0.02 * np.abs(ref).max()
+    assert row["top1_agreement"] >= 0.9
+
+
+@pytest.mark.parametrize("name", ["dynamic", "int8"])
+def test_quantized_variants_are_small_and_agree_on_top1(name):
+    t = trained()
+    row, path = _variant(exported(), name)
+    _, path32 = _variant(exported(), "float32")
+    assert path.stat().st_size < 0.4 * path32.stat().st_size
+    probs, inp, out = run_tflite(path, t.test_x)
+    agreement = float((probs.argmax(1) == keras_logits(t.test_x).argmax(1)).mean())
+    assert agreement >= 0.8
+    assert row["top1_agreement"] == pytest.approx(agreement)
+    if name == "int8":
+        assert inp["dtype"] == np.float32 and row["max_abs_logit_diff"] is None
+    else:
+        assert row["max_abs_logit_diff"] is not None
+
+
+def test_int8_io_takes_raw_uint8_pixels_and_gives_uint8_probabilities():
+    t = trained()
+    result = exported(int8_io=True)
+    row, path = _variant(result, "int8")
+    probs_u8, inp, out = run_tflite(path, t.test_x)  # the image bytes go in as they are
+    assert inp["dtype"] == np.uint8 and out["dtype"] == np.uint8
+    assert inp["quantization"] == (1.0, 0)  # byte q means pixel value q exactly
+    assert out["quantization"] == pytest.approx((1 / 256, 0))
+    probs = probs_u8.astype(np.float32) / 256
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.03)
+    # Same network as the float-I/O int8 model: same calibration, so the same decisions.
+    float_io, _, _ = run_tflite(_variant(exported(), "int8")[1], t.test_x)
+    assert np.abs(probs - float_io).max() <= 2 / 256
+    assert float((probs.argmax(1) == keras_logits(t.test_x).argmax(1)).mean()) >= 0.8
+    assert row["input"].startswith("uint8") and row["output"].startswith("uint8")
+
+
+@pytest.mark.parametrize("name", ["float32", "int8"])
+def test_metadata_and_labels_read_back(name):
+    from kft.export.metadata import read_metadata
+
+    _, path = _variant(exported(), name)
+    data = path.read_bytes()
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        assert zf.namelist() == ["labels.txt"]
+        assert zf.read("labels.txt").decode().split() == trained().class_names
+    buf = read_metadata(data)
+    assert buf is not None and buf[4:8] == b"M001"
+    schema = pytest.importorskip("mediapipe.tasks.metadata.metadata_schema_py_generated",
+                                 reason="mediapipe not installed: cannot parse the metadata independently")
+    md = schema.ModelMetadataT.InitFromObj(schema.ModelMetadata.GetRootAsModelMetadata(buf, 0))
+    assert md.minParserVersion == b"1.0.0"
+    (sub,) = md.subgraphMetadata
+    (image,), (prob,) = sub.inputTensorMetadata, sub.outputTensorMetadata
+    assert image.name == b"image"
+    assert image.content.contentPropertiesType == schema.ContentProperties.ImageProperties
+    assert image.content.contentProperties.colorSpace == schema.ColorSpaceType.RGB
+    (norm,) = image.processUnits
+    assert norm.optionsType == schema.ProcessUnitOptions.NormalizationOptions
+    assert list(norm.options.mean) == [0.0] and list(norm.options.std) == [1.0]
+    assert list(image.stats.min) == [0.0] and list(image.stats.max) == [255.0]
+    (labels,) = prob.associatedFiles
+    assert labels.name == b"labels.txt" and labels.type == schema.AssociatedFileType.TENSOR_AXIS_LABELS
+
+
+@pytest.mark.parametrize("name,int8_io", [("float32", False), ("int8", False), ("int8", True)])
+def test_mediapipe_image_classifier_loads_the_file_alone(name, int8_io):
+    vision = pytest.importorskip("mediapipe.tasks.python.vision", reason="mediapipe is not installed")
+    import mediapipe as mp
+    from mediapipe.tasks.python import BaseOptions
+
+    t = trained()
+    path = _variant(exported(int8_io), name)[1]
+    ours, _, _ = run_tflite(path, t.test_x)
+    options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(path)), max_results=3)
+    with vision.ImageClassifier.create_from_options(options) as classifier:
+        for img, expected in zip(t.test_x, ours.argmax(1)):
+            result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(img)))
+            top = result.classifications[0].categories[0]
+            assert top.category_name == t.class_names[expected]
+            assert top.index == expected
+
+
+def test_export_run_of_a_folder_without_model_is_a_user_error(tmp_path):
+    from kft.export import export_run
+
+    (tmp_path / "labels.txt").write_text("a\nb\n")
+    with pytest.raises(KftError, match="no model.keras"):
+        export_run(tmp_path, "float32", False, 10, tmp_path / "out")
+    with pytest.raises(KftError, match="no such"):
+        export_run(tmp_path / "missing", "float32", False, 10, tmp_path / "out")
+    with pytest.raises(KftError, match="unknown quantization 'int4'"):
+        export_run(trained().dir, "float32,int4", False, 10, tmp_path / "out")
+    with pytest.raises(KftError, match="calibration"):  # a bare model has no training images
+        export_run(trained().model_path, "int8", False, 10, tmp_path / "out")
+    assert not (tmp_path / "out").exists()
+
+
+def test_failed_export_leaves_no_model_files(tmp_path, monkeypatch):
+    from kft.export import convert as convert_module
+    from kft.export import export_model
+
+    tflite = plain_float32()
+
+    def failing(model, quant):
+        if quant.name == "dynamic":
+            raise RuntimeError("converter crashed")
+        return tflite
+
+    monkeypatch.setattr(convert_module, "convert", failing)
+    t = trained()
+    out = tmp_path / "out"
+    with pytest.raises(RuntimeError, match="converter crashed"):
+        export_model(t.model, t.class_names, ["float32", "dynamic"], out, test_images=t.test_x[:4],
+                     test_labels=t.test_y[:4])
+    assert not out.exists() or list(out.iterdir()) == []
+
+
+def test_failed_write_leaves_no_temporary_files(tmp_path, monkeypatch):
+    from kft import atomic
+    from kft.export import convert as convert_module
+    from kft.export import export_model
+
+    tflite = plain_float32()
+    monkeypatch.setattr(convert_module, "convert", lambda model, quant: tflite)
+    real_fsync, calls = atomic._fsync_file, []
+
+    def disk_full(path):
+        calls.append(path)
+        if len(calls) == 2:
+            raise OSError(28, "No space left on device")
+        real_fsync(path)
+
+    monkeypatch.setattr(atomic, "_fsync_file", disk_full)
+    t = trained()
+    out = tmp_path / "out"
+    with pytest.raises(OSError, match="No space"):
+        export_model(t.model, t.class_names, ["float32", "float16"], out)
+    names = sorted(p.name for p in out.iterdir())
+    assert names == ["model_float32.tflite"]  # complete; the one being written is gone, temp included
+
+
+def _fake_run(tmp_path, load_args, class_names, model_path):
+    """A run folder as kft train leaves it (only what export reads)."""
+    import shutil
+
+    run = tmp_path / "runs" / "mobilenet_v3_small-two_stage-test"
+    run.mkdir(parents=True)
+    (run / "config.yaml").write_text("backbone: mobilenet_v3_small\n")
+    (run / "split.json").write_text(json.dumps({"load_args": load_args, "class_names": class_names}))
+    (run / "labels.txt").write_text("".join(f"{c}\n" for c in class_names))
+    shutil.copy(model_path, run / "model.keras")
+    return run
+
+
+def test_kft_export_of_a_run_folder_via_the_cli(tmp_path, monkeypatch, capsys):
+    """Folder-dataset run: calibration images come from kft.runs; such a run has no test set."""
+    from PIL import Image
+
+    from kft.cli import main
+
+    t = trained()
+    data = tmp_path / "photos"
+    for c, name in enumerate(t.class_names):
+        (data / name).mkdir(parents=True)
+        for i in range(4):
+            Image.fromarray(t.train_x[t.train_y == c][i]).save(data / name / f"{i}.png")
+    load_args = dict(data_dir=None, folder=str(data), samples_per_class=None, val_per_class=None, seed=0,
+                     limit_test=None, image_size=32)
+    run = _fake_run(tmp_path, load_args, t.class_names, t.model_path)
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(run), "--tflite", "--quantize", "int8,float32", "--calibration-samples", "5"])
+        raise SystemExit(0)
+    assert e.value.code == 0, capsys.readouterr().err
+    out = tmp_path / "export" / run.name  # default: ./export/<run-name>
+    assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "export_report.md", "labels.txt",
+                                                    "model_float32.tflite", "model_int8.tflite"]
+    report = json.loads((out / "export_report.json").read_text())
+    assert report["calibration_images"] == 5 and report["test_images"] == 0
+    assert [r["variant"] for r in report["rows"]] == ["keras", "float32", "int8"]
+    assert all(r["accuracy"] is None for r in report["rows"])
+    assert f"exported to export/{run.name}" in capsys.readouterr().out
+
+
+def test_export_without_format_flag_is_a_user_error(capsys):
+    from kft.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(trained().dir)])
+    assert e.value.code == 2 and "--tflite" in capsys.readouterr().err
+
+
+def test_export_run_on_cifar10(tmp_path):
+    """A CIFAR-10 run: calibration from its training split, a limited test set; needs the real data."""
+    import os
+
+    data_dir = os.environ.get("KFT_DATA_DIR")
+    if not data_dir:
+        pytest.skip("KFT_DATA_DIR is not set: this test needs the real CIFAR-10 files")
+    from kft.data import CIFAR10_CLASSES
+    from kft.export import export_run
+    from kft.model import build_classifier
+
+    model = build_classifier("mobilenet_v3_small", num_classes=10, image_size=32, weights="none")
+    model.save(tmp_path / "model.keras")
+    load_args = dict(data_dir=data_dir, folder=None, samples_per_class=3, val_per_class=0, seed=0,
+                     limit_test=None, image_size=None)
+    run = _fake_run(tmp_path, load_args, list(CIFAR10_CLASSES), tmp_path / "model.keras")
+    result = export_run(run, "int8", True, 300, tmp_path / "out", limit_test=20)
+    assert result.report["calibration_images"] == 30  # every training image: 10 classes x 3
+    assert result.report["test_images"] == 20
+    int8 = result.report["rows"][1]
+    assert int8["accuracy"] is not None and int8["input"].startswith("uint8")

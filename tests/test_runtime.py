@@ -1,0 +1,99 @@
+"""kft.runtime: TensorFlow-free classification of every exported variant, labels, interpreter fallback."""
+
+import subprocess
+import sys
+import textwrap
+
+import numpy as np
+import pytest
+
+from export_fixtures import exported, keras_logits, plain_float32, trained
+from kft.errors import KftError
+
+
+def _path(name, int8_io=False):
+    return exported(int8_io).out_dir / f"model_{name}.tflite"
+
+
+@pytest.mark.parametrize("name,int8_io", [("float32", False), ("float16", False), ("dynamic", False),
+                                          ("int8", False), ("int8", True)])
+def test_classifier_handles_every_variant(name, int8_io):
+    from kft.runtime import Classifier
+
+    t = trained()
+    clf = Classifier(_path(name, int8_io), num_threads=1)
+    assert clf.input_size == (32, 32) and clf.labels == t.class_names
+    assert clf.input_dtype == (np.uint8 if int8_io else np.float32)
+    probs = clf.classify(t.test_x)
+    assert probs.shape == (len(t.test_x), 3) and probs.dtype == np.float32
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.02)
+    ref = keras_logits(t.test_x)
+    agreement = (probs.argmax(1) == ref.argmax(1)).mean()
+    assert agreement >= {"float32": 1.0, "float16": 0.95}.get(name, 0.8)
+    single = clf.classify(t.test_x[0])
+    assert single.shape == (3,)
+    np.testing.assert_array_equal(single, probs[0])
+
+
+def test_classifier_resizes_other_sizes_like_kft_images():
+    from kft.images import resize
+    from kft.runtime import Classifier
+
+    clf = Classifier(_path("float32"))
+    big = np.random.default_rng(0).integers(0, 256, (80, 60, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(clf.classify(big), clf.classify(resize(big, (32, 32))))
+
+
+def test_labels_fall_back_to_a_file_beside_the_model_then_to_indices(tmp_path):
+    from kft.runtime import Classifier
+
+    bare = tmp_path / "bare.tflite"
+    bare.write_bytes(plain_float32())  # no metadata, no packed labels
+    assert Classifier(bare).labels == ["0", "1", "2"]
+    (tmp_path / "labels.txt").write_text("x\ny\nz\n")
+    assert Classifier(bare).labels == ["x", "y", "z"]
+    (tmp_path / "labels.txt").write_text("x\ny\n")
+    with pytest.raises(KftError, match="2 labels for 3 model outputs"):
+        Classifier(bare)
+
+
+def test_not_a_model_is_a_user_error(tmp_path):
+    from kft.runtime import Classifier
+
+    junk = tmp_path / "junk.tflite"
+    junk.write_bytes(b"definitely not a flatbuffer" * 10)
+    with pytest.raises(KftError, match="junk.tflite"):
+        Classifier(junk)
+    with pytest.raises(KftError, match="no such model file"):
+        Classifier(tmp_path / "missing.tflite")
+
+
+def test_interpreter_fallback_order(monkeypatch):
+    from kft.runtime import interpreter
+
+    assert interpreter.interpreter_class().__module__.startswith("ai_edge_litert")
+    monkeypatch.setitem(sys.modules, "ai_edge_litert.interpreter", None)  # import now fails
+    monkeypatch.setitem(sys.modules, "tflite_runtime.interpreter", None)
+    pytest.importorskip("tensorflow")
+    import tensorflow as tf
+
+    assert interpreter.interpreter_class() is tf.lite.Interpreter
+    monkeypatch.setitem(sys.modules, "tensorflow", None)
+    with pytest.raises(KftError, match="no TFLite interpreter"):
+        interpreter.interpreter_class()
+
+
+def test_runtime_never_imports_tensorflow():
+    code = textwrap.dedent(f"""
+        import sys
+        import numpy as np
+        from kft.runtime import Classifier
+        clf = Classifier({str(_path("int8", True))!r})
+        p = clf.classify(np.zeros((32, 32, 3), np.uint8))
+        assert p.shape == (3,), p.shape
+        loaded = sorted(m for m in sys.modules if m.split(".")[0] in ("tensorflow", "keras", "tf_keras"))
+        print("LOADED", loaded)
+    """)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert "LOADED []" in out.stdout
