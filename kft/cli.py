@@ -32,7 +32,7 @@ def backbones():
 
 
 @cli.command()
-@click.argument("backbone")
+@click.argument("backbone", required=False)
 @click.option("--strategy", default=None, help="two_stage (default), full, head_only or three_stage.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Your own plan (YAML).")
 @click.option("--samples-per-class", type=int, help="Training images per class (default 100).")
@@ -51,9 +51,10 @@ def backbones():
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, image_size, seed, weights, data_dir,
           folder, max_epochs, limit_test, cache, cache_views, out, resume):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
+    options = dict(locals())
     from kft.cli_train import run_train
 
-    run_train(**locals())
+    run_train(**options)
 
 
 @cli.command()
@@ -105,23 +106,6 @@ def predict(model, images, top_k, as_json):
 
 
 @cli.command()
-@click.argument("models", nargs=-1, required=True, type=click.Path())
-@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2,4.")
-@click.option("--runs", type=int, default=50, show_default=True, help="Timed single-image runs per thread count.")
-@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
-@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the records as JSON.")
-@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Accuracy vs latency plot (.png).")
-@click.option("--images", "images_dir", type=click.Path(), help="Folder of photos to feed "
-              "(default: CIFAR-10 test images from $KFT_DATA_DIR, else synthetic natural-looking images).")
-def bench(models, threads, runs, warmup, json_path, plot_path, images_dir):
-    """Latency (batch 1), MACs and GMAC/s of .tflite (and .keras) MODELS per thread count."""
-    from kft.bench.run import run_bench
-
-    run_bench(list(models), threads, runs, warmup, json_path, plot_path, images_dir,
-              echo=click.echo, warn=lambda m: click.echo(m, err=True))
-
-
-@cli.command()
 @click.option("--backbones", default="mobilenet_v2,mobilenet_v3_small", show_default=True, help="Comma-separated.")
 @click.option("--strategies", default="head_only,two_stage,three_stage,full", show_default=True,
               help="Comma-separated.")
@@ -145,6 +129,23 @@ def compare(backbones, strategies, seeds, samples_per_class, weights, val_per_cl
     from kft.compare import run_compare_cli
 
     run_compare_cli(**options)
+
+
+@cli.command()
+@click.argument("models", nargs=-1, required=True, type=click.Path())
+@click.option("--threads", default="1", show_default=True, help="Comma-separated thread counts, e.g. 1,2,4.")
+@click.option("--runs", type=int, default=50, show_default=True, help="Timed single-image runs per thread count.")
+@click.option("--warmup", type=int, default=5, show_default=True, help="Untimed runs first.")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Write the records as JSON.")
+@click.option("--plot", "plot_path", type=click.Path(dir_okay=False), help="Accuracy vs latency plot (.png).")
+@click.option("--images", "images_dir", type=click.Path(), help="Folder of photos to feed "
+              "(default: CIFAR-10 test images from $KFT_DATA_DIR, else synthetic natural-looking images).")
+def bench(models, threads, runs, warmup, json_path, plot_path, images_dir):
+    """Latency (batch 1), MACs and GMAC/s of .tflite (and .keras) MODELS per thread count."""
+    from kft.bench.run import run_bench
+
+    run_bench(list(models), threads, runs, warmup, json_path, plot_path, images_dir,
+              echo=click.echo, warn=lambda m: click.echo(m, err=True))
 
 
 def main(argv=None) -> None:
