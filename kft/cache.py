@@ -41,6 +41,7 @@ def split_model(model, cut_block: str | None) -> Split:
 
     base = backbone_of(model)
     spec = spec_of(model)
+    pool = model.get_layer(HEAD_LAYERS[0])
     cut = base.output if cut_block is None else block_input(spec, base, cut_block)
     image = keras.Input(model.inputs[0].shape[1:], name="image")
     x = image
@@ -48,13 +49,15 @@ def split_model(model, cut_block: str | None) -> Split:
         if any(layer.name == name for layer in model.layers):
             x = model.get_layer(name)(x)
     feats = keras.Model(base.input, cut, name="backbone_prefix")(x, training=False)
+    if cut_block is None:  # only the head trains: cache the pooled features (tiny)
+        feats = pool(feats)
     prefix = keras.Model(image, feats, name="prefix")
 
-    f_in = keras.Input(tuple(cut.shape[1:]), name="features")
-    h = f_in
-    if cut_block is not None:
-        h = keras.Model(cut, base.output, name="backbone_suffix")(h, training=False)
-    h = model.get_layer(HEAD_LAYERS[0])(h)
+    f_in = keras.Input(tuple(feats.shape[1:]), name="features")
+    if cut_block is None:
+        h = keras.layers.Identity(name="pooled")(f_in)
+    else:
+        h = pool(keras.Model(cut, base.output, name="backbone_suffix")(f_in, training=False))
     suffix = keras.Model(f_in, h, name="suffix")
     return Split(cut_block or "head", prefix, suffix)
 

@@ -144,3 +144,15 @@ def test_stage_two_never_ends_worse_than_it_started(tiny_data):
     r1 = _fit(model, plan, 0, tiny_data)
     r2 = _fit(model, plan, 1, tiny_data)
     assert r2.best_val_accuracy >= r1.best_val_accuracy
+
+
+def test_head_only_caches_pooled_features_and_matches_full_model(tiny_data):
+    from kft.cache import compute_features, split_model
+
+    model = _model()
+    split = split_model(model, None)
+    x = tiny_data.train.x[:4]
+    feats = compute_features(split.prefix, x, 4, dtype=np.float32)
+    assert feats.shape == (4, model.get_layer("avg_pool").output.shape[-1])
+    logits = model.get_layer("logits")(split.suffix(feats)).numpy()
+    np.testing.assert_allclose(logits, model(x.astype("float32"), training=False).numpy(), atol=1e-4)
