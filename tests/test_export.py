@@ -277,3 +277,21 @@ def test_export_run_on_cifar10(tmp_path):
     assert result.report["test_images"] == 20
     int8 = result.report["rows"][1]
     assert int8["accuracy"] is not None and int8["input"].startswith("uint8")
+
+
+def test_quantization_names_and_configs():
+    from kft.export import parse_quantizations
+    from kft.export.convert import QuantizationConfig
+
+    assert parse_quantizations("all") == ["float32", "float16", "dynamic", "int8"]
+    assert parse_quantizations("int8, float32") == ["float32", "int8"]
+    with pytest.raises(KftError, match="no quantization"):
+        parse_quantizations(" , ")
+    assert QuantizationConfig.for_float32().optimize is False
+    assert QuantizationConfig.for_float16().float16_weights and QuantizationConfig.for_dynamic().optimize
+    q = QuantizationConfig.for_int8(np.zeros((2, 8, 8, 3), np.uint8), int8_io=True)
+    assert q.int8_io and not q.is_float and len(q.representative_images) == 2
+    with pytest.raises(KftError, match="calibration images"):
+        QuantizationConfig.for_int8(np.zeros((8, 8, 3)))
+    with pytest.raises(KftError, match="calibration images"):
+        QuantizationConfig.named("int8")

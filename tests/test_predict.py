@@ -7,7 +7,6 @@ import sys
 import textwrap
 import zlib
 
-import numpy as np
 import pytest
 from PIL import Image
 

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kft.errors import KftError
+from kft.errors import KftError, one_of
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
@@ -74,8 +74,6 @@ class QuantizationConfig:
             return cls.for_int8(representative_images, int8_io)
         makers = {"float32": cls.for_float32, "float16": cls.for_float16, "dynamic": cls.for_dynamic}
         if name not in makers:
-            from kft.errors import one_of
-
             raise one_of("quantization", name, QUANTIZATIONS)
         return makers[name]()
 
