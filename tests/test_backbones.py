@@ -113,3 +113,18 @@ def test_real_imagenet_features_separate_two_cifar_classes_better_than_random(na
     real, random = score("imagenet"), score("none")
     assert real >= 0.8, real
     assert real > random + 0.1, (real, random)
+
+
+def test_kft_backbones_lists_blocks_params_and_local_weights(capsys, monkeypatch, tmp_path):
+    from kft.cli import main
+
+    (tmp_path / "mobilenet_v2_1.0_imagenet_no_top.weights.h5").write_bytes(b"")
+    monkeypatch.setenv("KFT_WEIGHTS_DIR", str(tmp_path))
+    main(["backbones"])  # returns normally on success
+    out = capsys.readouterr().out
+    for name in ALL:
+        assert f"{name}:" in out
+    assert "mobilenet_v2: MobileNetV2 1.0 (keras.applications); 2,257,984 backbone params" in out
+    assert str(tmp_path / "mobilenet_v2_1.0_imagenet_no_top.weights.h5") in out
+    assert "resnet18" in out and "11,186,112 backbone params" in out  # 11,176,512 trainable + BN statistics
+    assert out.count("layer4") == len(ALL)
