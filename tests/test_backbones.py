@@ -127,4 +127,4 @@ def test_kft_backbones_lists_blocks_params_and_local_weights(capsys, monkeypatch
     assert "mobilenet_v2: MobileNetV2 1.0 (keras.applications); 2,257,984 backbone params" in out
     assert str(tmp_path / "mobilenet_v2_1.0_imagenet_no_top.weights.h5") in out
     assert "resnet18" in out and "11,186,112 backbone params" in out  # 11,176,512 trainable + BN statistics
-    assert out.count("layer4") == len(ALL)
+    assert out.count("\n    layer4 ") == len(ALL)
