@@ -97,3 +97,30 @@ def test_runtime_never_imports_tensorflow():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert "LOADED []" in out.stdout
+
+
+def test_xnnpack_refusal_falls_back_to_builtin_kernels(monkeypatch):
+    """Some int8 graphs (seen: a fine-tuned MobileNetV3-Small) make XNNPACK fail to prepare;
+    the loader then retries without the default delegate instead of giving up."""
+    from ai_edge_litert import interpreter as litert
+
+    from kft.runtime import interpreter as rt
+
+    model = _path("int8").read_bytes()  # built before the patch
+    calls = []
+
+    class Flaky(litert.Interpreter):
+        def __init__(self, *a, **kw):
+            calls.append(kw.get("experimental_op_resolver_type"))
+            super().__init__(*a, **kw)
+
+        def allocate_tensors(self):
+            if calls[-1] is None:
+                raise RuntimeError("failed to create XNNPACK runtimeNode number 120 (TfLiteXNNPackDelegate) failed to prepare.")
+            return super().allocate_tensors()
+
+    monkeypatch.setattr(rt, "interpreter_class", lambda: Flaky)
+    monkeypatch.setattr(rt, "_builtin_without_delegates", lambda cls: litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES)
+    interp = rt.load_interpreter(model, 1)
+    assert calls == [None, litert.OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES]
+    assert "XNNPACK refused" in interp.kft_fallback

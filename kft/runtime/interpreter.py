@@ -36,18 +36,38 @@ def load_interpreter(model: str | os.PathLike | bytes, num_threads: int | None =
     None lets the runtime choose. A file that is not a TFLite model is a KftError."""
     Interpreter = interpreter_class()
     kwargs = {"num_threads": num_threads} if num_threads else {}
+    source = {"model_content": bytes(model)} if isinstance(model, (bytes, bytearray)) else \
+        {"model_path": os.fspath(model)}
     try:
         with _without_native_info_lines():
-            if isinstance(model, (bytes, bytearray)):
-                interp = Interpreter(model_content=bytes(model), **kwargs)
-            else:
-                interp = Interpreter(model_path=os.fspath(model), **kwargs)
-            interp.allocate_tensors()
+            try:
+                interp = Interpreter(**source, **kwargs)
+                interp.allocate_tensors()
+            except RuntimeError as e:
+                # XNNPACK refuses some int8 graphs (e.g. quantization scales out of its range,
+                # seen with MobileNetV3); TFLite's built-in kernels still run them, slower.
+                if "XNNPACK" not in str(e):
+                    raise
+                resolver = _builtin_without_delegates(Interpreter)
+                if resolver is None:
+                    raise
+                interp = Interpreter(**source, **kwargs, experimental_op_resolver_type=resolver)
+                interp.allocate_tensors()
+                interp.kft_fallback = "builtin kernels (XNNPACK refused this graph)"
     except ValueError as e:
         name = "model bytes" if isinstance(model, (bytes, bytearray)) else os.fspath(model)
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
         raise KftError(f"{name}: not a usable TFLite model ({first})") from None
     return interp
+
+
+def _builtin_without_delegates(Interpreter):
+    """The op-resolver flag that skips the default (XNNPACK) delegate, if the runtime has it."""
+    import importlib
+
+    module = importlib.import_module(Interpreter.__module__)
+    resolvers = getattr(module, "OpResolverType", None)
+    return getattr(resolvers, "BUILTIN_WITHOUT_DEFAULT_DELEGATES", None) if resolvers else None
 
 
 @contextlib.contextmanager
