@@ -235,10 +235,10 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     data = load_few_shot(**load_args)
     for path, reason in getattr(data, "skipped", []):
         log(f"skipped {path}: {reason}")
-    run = runs.new_run_dir(out, plan.backbone, plan.strategy)
     keras.utils.set_random_seed(seed)
     model = build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
                              input_size=int(data.train.x.shape[1]), weights=weights, dropout=plan.dropout, seed=seed)
+    run = runs.new_run_dir(out, plan.backbone, plan.strategy)  # only once data and weights are known good
     runs.write_config(run, {**plan.to_dict(), "seed": seed, "weights": weights})
     runs.write_split(run, {"load_args": load_args, "class_names": data.class_names, **data.split})
     runs.write_labels(run, data.class_names)

@@ -83,6 +83,7 @@ def test_weights_whose_shapes_do_not_match_name_the_layer(capsys, tmp_path):
     code, err = run(capsys, "train", "mobilenet_v2", "--weights", wrong, "--samples-per-class", "1",
                     "--val-per-class", "1", "--out", str(tmp_path / "r"))
     assert_one_line_error(code, err, "does not fit mobilenet_v2", "layer 'Conv1'")
+    assert not (tmp_path / "r").exists()
 
 
 def test_resume_of_non_run_and_export_without_model(capsys, tmp_path):
