@@ -27,7 +27,7 @@ DEFAULT_STRATEGY = "two_stage"
 class Augment:
     """Training-only augmentation, on the raw images (Keras preprocessing layers)."""
 
-    translate: float = 0.1  # fraction of height/width (random shift, zero-padded)
+    translate: float = 0.1  # fraction of height/width (random shift, reflected border)
     flip: bool = True  # horizontal
     rotate: float = 0.03  # fraction of a full turn (0.03 = +-11 degrees)
     contrast: float = 0.2
@@ -55,7 +55,6 @@ class Plan:
     backbone: str
     strategy: str = "custom"
     image_size: int = 160  # the backbone's resolution (images are upsampled inside the model)
-    width: float | None = None  # not used yet: width multipliers come from the registry
     dropout: float = 0.2
     batch_size: int = 32
     samples_per_class: int = 100
