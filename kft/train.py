@@ -251,8 +251,6 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
 
 def resume(run_dir, log=print):
     """Continue an interrupted run from the end of its last completed epoch."""
-    import dataclasses
-
     from kft import checkpoint, runs
     from kft.config import plan_from_dict
     from kft.data import load_few_shot

@@ -1,7 +1,6 @@
 """int8 preparation: depthwise bias correction, the int8 grid TFLite uses, folded normalisation."""
 
 import numpy as np
-import pytest
 
 from conftest import require_env
 from export_fixtures import exported, trained

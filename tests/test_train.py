@@ -1,7 +1,5 @@
 """The stage trainer: trainable flags, frozen weights, BatchNorm, LR groups, cache exactness."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 

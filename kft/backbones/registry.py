@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import importlib
 from dataclasses import dataclass, field
-from typing import Callable
 
 from kft.errors import one_of
 
