@@ -111,11 +111,10 @@ def plot_pareto(records: list[dict], path) -> int:
 
     plt = _plt()
     points = sorted(best.values(), key=lambda r: (r["median_ms"], -r["accuracy"]))
-    fig, ax = plt.subplots(figsize=(7, 4.5))
-    for r in points:
-        ax.scatter(r["median_ms"], r["accuracy"], marker="o" if r["kind"] == "tflite" else "s", zorder=3)
-        ax.annotate(f"{r['label']} ({r['threads']}t)", (r["median_ms"], r["accuracy"]), textcoords="offset points",
-                    xytext=(5, 4), fontsize=8)
+    fig, ax = plt.subplots(figsize=(10, 4.5))
+    for r in points:  # a legend entry per model: labels beside close points would overlap
+        ax.scatter(r["median_ms"], r["accuracy"], marker="o" if r["kind"] == "tflite" else "s", zorder=3,
+                   label=f"{r['label']} ({r['threads']}t)")
     front, top = [], float("-inf")
     for r in points:
         if r["accuracy"] > top:
@@ -123,12 +122,17 @@ def plot_pareto(records: list[dict], path) -> int:
             top = r["accuracy"]
     ax.plot([r["median_ms"] for r in front], [r["accuracy"] for r in front], color="grey", ls="--", lw=0.8,
             label="Pareto front")
-    ax.set_xlabel("median latency per image (ms, batch 1)")
+    ax.set_xscale("log")  # latencies span two orders of magnitude
+    from matplotlib.ticker import FormatStrFormatter
+
+    ax.xaxis.set_major_formatter(FormatStrFormatter("%g"))
+    ax.xaxis.set_minor_formatter(FormatStrFormatter("%g"))
+    ax.set_xlabel("median latency per image (ms, batch 1, log scale)")
     ax.set_ylabel("test accuracy")
     ax.set_title("accuracy vs latency (o: .tflite, s: .keras)")
-    ax.margins(x=0.25, y=0.15)
-    ax.grid(alpha=0.3)
-    ax.legend(loc="best")
+    ax.margins(y=0.15)
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize=7, frameon=False)
     try:
         save_figure(fig, path)
     except (OSError, ValueError) as e:
