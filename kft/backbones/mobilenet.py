@@ -10,37 +10,26 @@ from __future__ import annotations
 from kft.backbones.registry import IDENTITY, MINUS_ONE_TO_ONE, BackboneSpec, register
 
 
-def build_mobilenet_v2(spec: BackboneSpec, image_size: int):
+_APPLICATIONS = {"mobilenet_v2": "MobileNetV2", "mobilenet_v3_small": "MobileNetV3Small",
+                 "mobilenet_v3_large": "MobileNetV3Large"}
+
+
+def build_mobilenet(spec: BackboneSpec, image_size: int, weights: str | None = None):
+    """The ``keras.applications`` feature extractor for ``spec`` (``weights="imagenet"`` downloads).
+
+    MobileNetV3 keeps Keras' own Rescaling layer (include_preprocessing), so it takes 0..255.
+    """
     import keras
 
-    return keras.applications.MobileNetV2(
-        alpha=spec.width, include_top=False, weights=None, input_shape=(image_size, image_size, 3)
-    )
-
-
-def build_mobilenet_v3_small(spec: BackboneSpec, image_size: int):
-    import keras
-
-    # include_preprocessing keeps Keras' own Rescaling layer: the backbone takes 0..255.
-    return keras.applications.MobileNetV3Small(
-        alpha=spec.width, include_top=False, weights=None, input_shape=(image_size, image_size, 3),
-        include_preprocessing=True,
-    )
-
-
-def build_mobilenet_v3_large(spec: BackboneSpec, image_size: int):
-    import keras
-
-    return keras.applications.MobileNetV3Large(
-        alpha=spec.width, include_top=False, weights=None, input_shape=(image_size, image_size, 3),
-        include_preprocessing=True,
-    )
+    extra = {} if spec.name == "mobilenet_v2" else {"include_preprocessing": True}
+    return getattr(keras.applications, _APPLICATIONS[spec.name])(
+        alpha=spec.width, include_top=False, weights=weights, input_shape=(image_size, image_size, 3), **extra)
 
 
 register(BackboneSpec(
     name="mobilenet_v2",
     description="MobileNetV2 1.0 (keras.applications)",
-    builder="kft.backbones.mobilenet:build_mobilenet_v2",
+    builder="kft.backbones.mobilenet:build_mobilenet",
     normalization=MINUS_ONE_TO_ONE,
     width=1.0,
     weights_file="mobilenet_v2_1.0_imagenet_no_top.weights.h5",
@@ -63,7 +52,7 @@ register(BackboneSpec(
 register(BackboneSpec(
     name="mobilenet_v3_small",
     description="MobileNetV3-Small 0.75 (keras.applications)",
-    builder="kft.backbones.mobilenet:build_mobilenet_v3_small",
+    builder="kft.backbones.mobilenet:build_mobilenet",
     normalization=IDENTITY,  # the backbone rescales 0..255 itself
     width=0.75,
     weights_file="mobilenet_v3_small_0.75_imagenet_no_top.weights.h5",
@@ -86,7 +75,7 @@ register(BackboneSpec(
 register(BackboneSpec(
     name="mobilenet_v3_large",
     description="MobileNetV3-Large 1.0 (keras.applications)",
-    builder="kft.backbones.mobilenet:build_mobilenet_v3_large",
+    builder="kft.backbones.mobilenet:build_mobilenet",
     normalization=IDENTITY,
     width=1.0,
     weights_file="mobilenet_v3_large_1.0_imagenet_no_top.weights.h5",

@@ -112,15 +112,8 @@ def _download(spec: BackboneSpec, image_size: int) -> Path:
 
 
 def _keras_imagenet(spec: BackboneSpec, image_size: int):
-    import keras
+    from kft.backbones.mobilenet import build_mobilenet
 
+    # keras.applications has ImageNet files for these sizes only; the weights fit any size
     size = image_size if image_size in (96, 128, 160, 192, 224) else 224
-    apps = {
-        "mobilenet_v2": lambda: keras.applications.MobileNetV2(
-            alpha=spec.width, include_top=False, weights="imagenet", input_shape=(size, size, 3)),
-        "mobilenet_v3_small": lambda: keras.applications.MobileNetV3Small(
-            alpha=spec.width, include_top=False, weights="imagenet", input_shape=(size, size, 3)),
-        "mobilenet_v3_large": lambda: keras.applications.MobileNetV3Large(
-            alpha=spec.width, include_top=False, weights="imagenet", input_shape=(size, size, 3)),
-    }
-    return apps[spec.name]()
+    return build_mobilenet(spec, size, weights="imagenet")
