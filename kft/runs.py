@@ -14,7 +14,7 @@ import io
 import json
 import subprocess
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from kft import atomic
@@ -103,6 +103,7 @@ class Run:
     config: dict
     split: dict
     class_names: list[str]
+    _loaded: dict = field(default_factory=dict, repr=False)  # limit_test -> FewShotData
 
     @property
     def model_path(self) -> Path:
@@ -118,7 +119,10 @@ class Run:
         args = dict(self.split["load_args"])
         if limit_test is not None:
             args["limit_test"] = limit_test
-        return load_few_shot(**args)
+        key = args.get("limit_test")
+        if key not in self._loaded:  # export asks for training and test images: load once
+            self._loaded[key] = load_few_shot(**args)
+        return self._loaded[key]
 
     def train_images(self):
         return self._data().train.x
