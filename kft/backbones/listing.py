@@ -6,8 +6,8 @@ from kft.backbones import registry
 from kft.backbones.weights import local_imagenet_file
 
 
-def describe(name: str, image_size: int = 224) -> dict:
-    """Blocks with their parameter counts, and where ImageNet weights would come from."""
+def describe(name: str, image_size: int = 64) -> dict:
+    """Blocks with their parameter counts (independent of input size: built small), and local weights."""
     from kft.model import block_layers, build_classifier
 
     spec = registry.get(name)
