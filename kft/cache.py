@@ -1,88 +1,212 @@
-"""Frozen-prefix feature cache: compute the frozen part of the network once per stage.
+"""Frozen-prefix feature cache: compute the frozen part of the network once per run.
 
 In a stage, every block below the lowest trainable one is a fixed function of
 the input (BatchNorm always runs in inference mode), so kft splits the model at
-that block's input into ``prefix`` (preprocessing + frozen blocks) and
-``suffix`` (trainable blocks + pooling), caches the prefix's output and trains
-the suffix on it. With augmentation, K augmented views of each training image
-are cached and one is drawn per image each epoch (K=1 without augmentation is
-exact). The saved and exported model is always the whole model: the split
-models share its layers and weights, nothing here is stored in it.
+that block's input (its *cut*) into ``prefix`` (preprocessing + frozen blocks)
+and ``suffix`` (trainable blocks + pooling), and trains the suffix on the
+prefix's cached output. With augmentation, K augmented views of each training
+image are cached and one is drawn per image each epoch (K=1 without
+augmentation is exact).
+
+A plan's stages unfreeze blocks from the top down, so nothing below the
+earliest cut of any stage is ever trained. :class:`FeatureCache` therefore
+computes the expensive high-resolution prefix once, at that *base* cut, and
+each stage derives its own cut's features by running the blocks in between
+(frozen in that stage) over the stored ones. The saved and exported model is
+always the whole model: the split models share its layers and weights, nothing
+here is stored in it.
 """
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import numpy as np
 
-from kft.backbones.registry import block_input
+from kft import pipeline
+from kft.augment import batch_seeds
+from kft.backbones.registry import HEAD_BLOCK, block_input
 from kft.model import HEAD_LAYERS, backbone_of, spec_of
+
+BUILD_BATCH = 64
+VIEW_SEEDS = 2  # purpose key for batch_seeds: the cache's augmented views
 
 
 @dataclass
 class Split:
-    cut_block: str  # the first trainable backbone block: the suffix starts here
+    cut_block: str  # the first trainable backbone block ("head": only the head trains)
     prefix: object  # keras.Model: raw image -> features at cut_block's input
     suffix: object  # keras.Model: features -> pooled features (input of dropout)
 
 
-def lowest_trainable_block(model, trainable: list[str]) -> str | None:
-    """The earliest backbone block in ``trainable`` (None if only the head trains)."""
-    for block in spec_of(model).block_names:
-        if block in trainable:
-            return block
-    return None
+def stage_cut(model, trainable: list[str]) -> str | None:
+    """Where a stage's frozen prefix ends: its earliest trainable backbone block, ``head``
+    when only the head trains, None when the first block trains (nothing to cache)."""
+    blocks = spec_of(model).block_names
+    cut = next((b for b in blocks if b in trainable), HEAD_BLOCK)
+    return None if cut == blocks[0] else cut
 
 
-def split_model(model, cut_block: str | None) -> Split:
-    """Split ``model`` at the input of ``cut_block`` (None: at the pooled features)."""
+def _order(model, cut: str) -> int:
+    return (*spec_of(model).block_names, HEAD_BLOCK).index(cut)
+
+
+def _cut_tensor(model, cut: str):
+    base = backbone_of(model)
+    return base.output if cut == HEAD_BLOCK else block_input(spec_of(model), base, cut)
+
+
+def bridge(model, start: str, end: str):
+    """keras.Model: features entering block ``start`` -> features entering ``end`` (``head``: pooled)."""
     import keras
 
-    base = backbone_of(model)
-    spec = spec_of(model)
-    pool = model.get_layer(HEAD_LAYERS[0])
-    cut = base.output if cut_block is None else block_input(spec, base, cut_block)
+    a = _cut_tensor(model, start)
+    if start == HEAD_BLOCK:  # pooled features: nothing left to run
+        f_in = keras.Input((int(a.shape[-1]),), name="features")
+        return keras.Model(f_in, keras.layers.Identity(name="pooled")(f_in), name=f"{start}_to_{end}")
+    f_in = keras.Input(tuple(a.shape[1:]), name="features")
+    h = keras.Model(a, _cut_tensor(model, end), name="backbone_part")(f_in, training=False)
+    if end == HEAD_BLOCK:
+        h = model.get_layer(HEAD_LAYERS[0])(h)
+    return keras.Model(f_in, h, name=f"{start}_to_{end}")
+
+
+def prefix_model(model, cut: str):
+    """keras.Model: raw image (as the classifier takes it) -> features entering ``cut``."""
+    import keras
+
     image = keras.Input(model.inputs[0].shape[1:], name="image")
     x = image
     for name in ("upsample", "normalize"):
         if any(layer.name == name for layer in model.layers):
             x = model.get_layer(name)(x)
-    feats = keras.Model(base.input, cut, name="backbone_prefix")(x, training=False)
-    if cut_block is None:  # only the head trains: cache the pooled features (tiny)
-        feats = pool(feats)
-    prefix = keras.Model(image, feats, name="prefix")
-
-    f_in = keras.Input(tuple(feats.shape[1:]), name="features")
-    if cut_block is None:
-        h = keras.layers.Identity(name="pooled")(f_in)
-    else:
-        h = pool(keras.Model(cut, base.output, name="backbone_suffix")(f_in, training=False))
-    suffix = keras.Model(f_in, h, name="suffix")
-    return Split(cut_block or "head", prefix, suffix)
+    base = backbone_of(model)
+    feats = keras.Model(base.input, _cut_tensor(model, cut), name="backbone_prefix")(x, training=False)
+    if cut == HEAD_BLOCK:  # only the head trains: cache the pooled features (tiny)
+        feats = model.get_layer(HEAD_LAYERS[0])(feats)
+    return keras.Model(image, feats, name="prefix")
 
 
-def feature_bytes(split: Split, n_images: int, views: int, dtype=np.float16) -> int:
-    shape = split.prefix.outputs[0].shape[1:]
-    return int(np.prod(shape)) * n_images * views * np.dtype(dtype).itemsize
+def split_model(model, cut_block: str | None) -> Split:
+    """Split ``model`` at the input of ``cut_block`` (None or ``head``: at the pooled features)."""
+    cut = cut_block or HEAD_BLOCK
+    return Split(cut, prefix_model(model, cut), bridge(model, cut, HEAD_BLOCK))
 
 
-def compute_features(prefix, images: np.ndarray, batch_size: int, augmenter=None,
+def feature_bytes(model, cut: str, n_items: int, dtype=np.float16) -> int:
+    """Memory for ``n_items`` feature maps entering ``cut`` (``head``: pooled vectors)."""
+    shape = _cut_tensor(model, cut).shape[1:]
+    values = int(shape[-1]) if cut == HEAD_BLOCK else int(np.prod(shape))
+    return values * n_items * np.dtype(dtype).itemsize
+
+
+def compute_features(fn, inputs, batch_size: int = BUILD_BATCH, augmenter=None, view_seeds=None,
                      dtype=np.float16) -> np.ndarray:
-    """Run ``prefix`` over uint8 ``images`` (optionally augmented), in batches."""
+    """Run keras model ``fn`` over ``inputs`` (uint8 images or cached features) in batches.
+
+    With ``augmenter``, returns one augmented view per entry of ``view_seeds``
+    (each: one seed per batch), stacked as (views, N, ...); else (N, ...).
+    Batches come from a prefetched ``tf.data`` pipeline, so preparing the next
+    batch overlaps the current forward pass.
+    """
     import tensorflow as tf
 
     @tf.function(reduce_retracing=True)
     def run(x):
-        x = tf.cast(x, tf.float32)
-        if augmenter is not None:
-            x = augmenter(x, training=True)
-        return prefix(x, training=False)
+        return fn(x, training=False)
 
+    inputs = tf.convert_to_tensor(inputs)
+    n = int(inputs.shape[0])
+    views = [None] if augmenter is None else list(view_seeds)
     out = None
-    for start in range(0, len(images), batch_size):
-        f = run(images[start:start + batch_size]).numpy()
-        if out is None:
-            out = np.empty((len(images), *f.shape[1:]), dtype=dtype)
-        out[start:start + len(f)] = f
-    return out
+    for k, seeds in enumerate(views):
+        start = 0
+        for x in pipeline.image_batches(inputs, None, batch_size, augmenter=augmenter, seeds=seeds):
+            f = run(x).numpy()
+            if out is None:
+                out = np.empty((len(views), n, *f.shape[1:]), dtype=dtype)
+            out[k, start:start + len(f)] = f
+            start += len(f)
+    return out if augmenter is not None else out[0]
+
+
+@dataclass
+class StageFeatures:
+    cut: str
+    suffix: object  # keras.Model: features -> pooled features
+    train: np.ndarray  # (views, N, ...) float16
+    val: np.ndarray  # (N, ...) float16
+    megabytes: float
+    seconds: float
+
+
+class FeatureCache:
+    """The run's cached features, shared by its stages (see the module docstring).
+
+    ``for_stage(stage)`` returns the features a stage trains on, or None when the
+    stage trains the first block, the plan says ``cache: off``, or the features
+    would not fit ``cache_budget_mb``.
+    """
+
+    def __init__(self, model, plan, data, seed: int, augmenter, log=print):
+        self.model, self.plan, self.data, self.seed, self.log = model, plan, data, seed, log
+        self.augmenter = augmenter
+        self.views = plan.cache_views if augmenter is not None else 1
+        cuts = [stage_cut(model, s.trainable) for s in plan.stages] if plan.cache == "auto" else []
+        cuts = [c for c in cuts if c is not None]
+        self.base = min(cuts, key=lambda c: _order(model, c)) if cuts else None
+        self.stored: tuple[str, np.ndarray, np.ndarray] | None = None
+
+    def _bytes(self, cut: str) -> int:
+        return feature_bytes(self.model, cut, len(self.data.train.x) * self.views + len(self.data.val.x))
+
+    def _from_images(self, cut: str) -> tuple[np.ndarray, np.ndarray]:
+        prefix = prefix_model(self.model, cut)
+        x = self.data.train.x
+        if self.augmenter is None:
+            train = compute_features(prefix, x)[None]
+        else:
+            n_batches = pipeline.n_batches(len(x), BUILD_BATCH)
+            train = compute_features(prefix, x, augmenter=self.augmenter,
+                                     view_seeds=[batch_seeds(self.seed, VIEW_SEEDS, k, n=n_batches)
+                                                 for k in range(self.views)])
+        return train, compute_features(prefix, self.data.val.x)
+
+    def _derive(self, cut: str) -> tuple[np.ndarray, np.ndarray]:
+        start, train, val = self.stored
+        if start == cut:
+            return train, val
+        part = bridge(self.model, start, cut)
+        flat = train.reshape(-1, *train.shape[2:])
+        derived = compute_features(part, flat, 4 * BUILD_BATCH)
+        return derived.reshape(train.shape[0], train.shape[1], *derived.shape[1:]), \
+            compute_features(part, val, 4 * BUILD_BATCH)
+
+    def for_stage(self, stage) -> StageFeatures | None:
+        cut = stage_cut(self.model, stage.trainable)
+        if self.base is None or cut is None:
+            return None
+        budget = self.plan.cache_budget_mb * 2**20
+        t = time.time()
+        shared = self._bytes(self.base) + (self._bytes(cut) if cut != self.base else 0)
+        if shared <= budget:
+            if self.stored is None:
+                self.stored = (self.base, *self._from_images(self.base))
+                self.log(f"[{stage.name}] cached features entering {self.base} (kept for every stage): "
+                         f"{self.views} view(s) x {len(self.data.train.x)} train + {len(self.data.val.x)} val, "
+                         f"{self._bytes(self.base) / 2**20:.0f} MB float16, {time.time() - t:.1f}s")
+            train, val = self._derive(cut)
+            need = shared
+        elif self._bytes(cut) <= budget:
+            train, val = self._from_images(cut)
+            need = self._bytes(cut)
+        else:
+            self.log(f"[{stage.name}] feature cache would need {self._bytes(cut) / 2**20:.0f} MB > budget "
+                     f"{self.plan.cache_budget_mb} MB: training uncached")
+            return None
+        seconds = time.time() - t
+        if cut != self.base or shared > budget:
+            self.log(f"[{stage.name}] features entering {cut}: {self._bytes(cut) / 2**20:.0f} MB float16, "
+                     f"{seconds:.1f}s")
+        return StageFeatures(cut, bridge(self.model, cut, HEAD_BLOCK), train, val, need / 2**20, seconds)

@@ -2,8 +2,8 @@
 
 A checkpoint holds the whole model's weights, the stage's best weights so far,
 every LR group's optimizer variables (Adam moments, step count, hence the LR
-schedule position), the random-generator states (dropout, augmentation) and the
-early-stopping state. Files carry a serial number; ``state.json``, written
+schedule position), the dropout layer's random-generator state (augmentation is
+seeded per batch and needs none) and the early-stopping state. Files carry a serial number; ``state.json``, written
 last and atomically, names the complete set, so a kill at any moment leaves the
 previous checkpoint valid.
 """

@@ -25,7 +25,7 @@ DEFAULT_STRATEGY = "two_stage"
 
 @dataclass
 class Augment:
-    """Training-only augmentation, on the raw images (Keras preprocessing layers)."""
+    """Training-only augmentation of the raw images (stateless TF ops in a tf.data map, see kft.augment)."""
 
     translate: float = 0.1  # fraction of height/width (random shift, reflected border)
     flip: bool = True  # horizontal

@@ -21,11 +21,13 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kft import cache as feature_cache
-from kft import optim
-from kft.augment import make_augmenter
+from kft import optim, pipeline
+from kft.augment import batch_seeds, make_augmenter
+from kft.cache import FeatureCache
 from kft.config import Plan, Stage
-from kft.model import block_of_variable, set_trainable_blocks, spec_of
+from kft.model import block_of_variable, set_trainable_blocks
+
+TRAIN_SEEDS = 1  # purpose key for batch_seeds: augmentation of uncached training batches
 
 
 @dataclass
@@ -40,57 +42,44 @@ class StageResult:
     history: list[dict] = field(default_factory=list)
 
 
-def _stage_seed(seed: int, stage_index: int, salt: int = 0) -> int:
-    return int(np.random.default_rng([seed, stage_index, salt]).integers(0, 2**31 - 1))
-
-
 class StageTrainer:
     """Trains one stage of a plan on ``model`` in place."""
 
+    jit_compile = False  # XLA: measured slower on CPU (benchmarks/cache_speed.py --xla)
+
     def __init__(self, model, plan: Plan, stage: Stage, stage_index: int, data, seed: int, log=print,
-                 on_epoch_end=None):
+                 on_epoch_end=None, features: FeatureCache | None = None):
         self.model, self.plan, self.stage, self.index = model, plan, stage, stage_index
         self.data, self.seed, self.log = data, seed, log
+        self.features = features  # shared by a run's stages; None: this stage builds its own
         self.on_epoch_end = on_epoch_end
         self.num_classes = len(data.class_names)
 
     # -- set-up -------------------------------------------------------------------------
     def _prepare(self):
         import keras
+        import tensorflow as tf
 
         model, plan, stage = self.model, self.plan, self.stage
         set_trainable_blocks(model, stage.trainable)
         self.train_vars = list(model.trainable_variables)
         self.trainable_params = int(sum(np.prod(v.shape) for v in self.train_vars))
-        aug_seed = _stage_seed(self.seed, self.index, 1)
-        self.augmenter = make_augmenter(plan.augment, aug_seed)
+        self.augmenter = make_augmenter(plan.augment)
         self.dropout = model.get_layer("dropout")
         self.logits = model.get_layer("logits")
-
-        cut = feature_cache.lowest_trainable_block(model, stage.trainable)
-        first_block = spec_of(model).block_names[0]
-        views = plan.cache_views if self.augmenter is not None else 1
-        self.cached, self.cache_mb = False, 0.0
-        if plan.cache == "auto" and cut != first_block:
-            split = feature_cache.split_model(model, cut)
-            need = feature_cache.feature_bytes(split, len(self.data.train.x), views) + \
-                feature_cache.feature_bytes(split, len(self.data.val.x), 1)
-            if need <= plan.cache_budget_mb * 2**20:
-                t = time.time()
-                self.train_x = np.stack([feature_cache.compute_features(
-                    split.prefix, self.data.train.x, 64, self.augmenter) for _ in range(views)])
-                self.val_x = feature_cache.compute_features(split.prefix, self.data.val.x, 64)
-                self.trunk, self.cached, self.cache_mb = split.suffix, True, need / 2**20
-                self.log(f"[{stage.name}] cached features below {split.cut_block}: {views} view(s) x "
-                         f"{len(self.data.train.x)} train + {len(self.data.val.x)} val, "
-                         f"{self.cache_mb:.0f} MB float16, {time.time() - t:.1f}s")
-            else:
-                self.log(f"[{stage.name}] feature cache would need {need / 2**20:.0f} MB > budget "
-                         f"{plan.cache_budget_mb} MB: training uncached")
-        if not self.cached:
+        if self.features is None:
+            self.features = FeatureCache(model, plan, self.data, self.seed, self.augmenter, self.log)
+        cached = self.features.for_stage(stage)
+        self.cached = cached is not None
+        self.cache_mb = cached.megabytes if cached else 0.0
+        if cached:
+            self.trunk, train_x, self.val_x = cached.suffix, cached.train, cached.val
+        else:
             self.trunk = keras.Model(model.input, model.get_layer("avg_pool").output, name="trunk")
-            self.train_x, self.val_x = self.data.train.x, self.data.val.x
-        steps = int(np.ceil(len(self.data.train.x) / plan.batch_size))
+            train_x, self.val_x = self.data.train.x, self.data.val.x
+        self.train_x = tf.convert_to_tensor(train_x)  # once per stage: the pipeline gathers from it
+        self.train_y = tf.convert_to_tensor(self.data.train.y.astype(np.int32))
+        steps = pipeline.n_batches(len(self.data.train.x), plan.batch_size)
         self.groups = optim.build_groups(stage, self.train_vars, block_of_variable(model), steps)
         self._compile_steps()
 
@@ -101,14 +90,11 @@ class StageTrainer:
         loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True,
                                                        label_smoothing=self.stage.label_smoothing)
         trunk, dropout, logits_layer, groups = self.trunk, self.dropout, self.logits, self.groups
-        augment = None if self.cached else self.augmenter
         train_vars, n = self.train_vars, self.num_classes
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
         def train_step(x, y):
             x = tf.cast(x, tf.float32)
-            if augment is not None:
-                x = augment(x, training=True)
             with tf.GradientTape() as tape:
                 logits = logits_layer(dropout(trunk(x, training=False), training=True))
                 loss = loss_fn(tf.one_hot(y, n), logits)
@@ -116,7 +102,7 @@ class StageTrainer:
             optim.apply_gradients(groups, {id(v): g for v, g in zip(train_vars, grads)})
             return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
 
-        @tf.function(reduce_retracing=True)
+        @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
         def eval_step(x, y):
             logits = logits_layer(trunk(tf.cast(x, tf.float32), training=False))
             loss = loss_fn(tf.one_hot(y, n), logits)
@@ -129,14 +115,17 @@ class StageTrainer:
         n, bs = len(self.data.train.y), self.plan.batch_size
         rng = np.random.default_rng([self.seed, self.index, epoch])
         order = rng.permutation(n)
-        view = rng.integers(0, self.train_x.shape[0], n) if self.cached else None
-        y = self.data.train.y.astype(np.int32)
+        if self.cached:  # one of the cached views of each image
+            batches = pipeline.view_batches(self.train_x, self.train_y, bs, order=order,
+                                            view_of=rng.integers(0, self.train_x.shape[0], n))
+        else:
+            seeds = batch_seeds(self.seed, TRAIN_SEEDS, self.index, epoch, n=pipeline.n_batches(n, bs))
+            batches = pipeline.image_batches(self.train_x, self.train_y, bs, order=order,
+                                             augmenter=self.augmenter, seeds=seeds)
         total_loss, correct = 0.0, 0
-        for start in range(0, n, bs):
-            idx = order[start:start + bs]
-            x = self.train_x[view[idx], idx] if self.cached else self.train_x[idx]
-            loss, c = self.train_step(x, y[idx])
-            total_loss += float(loss) * len(idx)
+        for x, y in batches:
+            loss, c = self.train_step(x, y)
+            total_loss += float(loss) * int(y.shape[0])
             correct += int(c)
         return total_loss / n, correct / n
 
@@ -154,12 +143,10 @@ class StageTrainer:
         return [v for g in self.groups for v in g.optimizer.variables]
 
     def rng_variables(self) -> list:
-        """Seed-generator states of the random layers (dropout, augmentation)."""
+        """Seed-generator state of the dropout layer (augmentation is stateless, see kft.augment)."""
         import keras
 
-        layers = [self.dropout, *(self.augmenter.layers if self.augmenter is not None else [])]
-        return [g.state for layer in layers for g in vars(layer).values()
-                if isinstance(g, keras.random.SeedGenerator)]
+        return [g.state for g in vars(self.dropout).values() if isinstance(g, keras.random.SeedGenerator)]
 
     def fit(self, state: dict | None = None) -> StageResult:
         """Train until validation accuracy plateaus; leaves the best weights in the model.
@@ -284,6 +271,7 @@ def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict,
     t_start = time.time() - state.get("elapsed", 0.0)
     history, stages = list(state.get("history", [])), list(state.get("stages", []))
     first = state.get("stage_index", 0)
+    features = FeatureCache(model, plan, data, seed, make_augmenter(plan.augment), log)
 
     for i in range(first, len(plan.stages)):
         stage = plan.stages[i]
@@ -306,7 +294,8 @@ def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict,
             }, best_weights=s["best_weights"], optimizer=[v.numpy() for v in trainer.optimizer_variables()],
                 rng=[v.numpy() for v in trainer.rng_variables()])
 
-        result = StageTrainer(model, plan, stage, i, data, seed, log, on_epoch_end=on_epoch_end).fit(mid)
+        result = StageTrainer(model, plan, stage, i, data, seed, log, on_epoch_end=on_epoch_end,
+                              features=features).fit(mid)
         stages.append({"name": result.name, "epochs": result.epochs, "best_val_accuracy": result.best_val_accuracy,
                        "seconds": result.seconds, "trainable_params": result.trainable_params,
                        "cached": result.cached, "cache_mb": result.cache_mb})

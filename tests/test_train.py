@@ -154,3 +154,49 @@ def test_head_only_caches_pooled_features_and_matches_full_model(tiny_data):
     assert feats.shape == (4, model.get_layer("avg_pool").output.shape[-1])
     logits = model.get_layer("logits")(split.suffix(feats)).numpy()
     np.testing.assert_allclose(logits, model(x.astype("float32"), training=False).numpy(), atol=1e-4)
+
+
+def _two_stage_cache(plan_kw=None, **cache_kw):
+    from kft.augment import make_augmenter
+    from kft.cache import FeatureCache
+
+    plan = _plan([Stage("s1", ["layer4", "head"]), Stage("s2", ["layer3", "layer4", "head"])],
+                 augment=Augment(), cache_views=2, **(plan_kw or {}))
+    return plan, lambda model, data, p=plan: FeatureCache(model, p, data, 0, make_augmenter(p.augment),
+                                                         log=lambda *_: None)
+
+
+def test_feature_cache_runs_the_images_once_and_derives_every_stage(tiny_data):
+    """Built once where the lowest stage cuts (layer3); stage 1's layer4 features are derived from it."""
+    import dataclasses
+
+    plan, make = _two_stage_cache()
+    model = _model()
+    cache = make(model, tiny_data)
+    assert cache.base == "layer3"
+    s1 = cache.for_stage(plan.stages[0])
+    assert s1.cut == "layer4" and s1.train.shape[:2] == (2, len(tiny_data.train.x))
+    s2 = cache.for_stage(plan.stages[1])
+    assert s2.cut == "layer3" and s2.train is cache.stored[1]  # reused, not recomputed
+    # the same views run straight through the stage-1 prefix give the same features
+    # (up to the float16 storage of the intermediate layer3 input)
+    alone = dataclasses.replace(plan, stages=plan.stages[:1])
+    _, make_alone = _two_stage_cache()
+    direct = make_alone(model, tiny_data, alone).for_stage(plan.stages[0])
+    assert direct.cut == "layer4"
+    for got, want in ((s1.train, direct.train), (s1.val, direct.val)):
+        got, want = got.astype(np.float32), want.astype(np.float32)
+        np.testing.assert_allclose(got, want, atol=0.01 * np.abs(want).max())
+    assert not np.array_equal(s1.train[0], s1.train[1])  # two different augmented views
+
+
+def test_feature_cache_falls_back_when_the_shared_store_is_over_budget(tiny_data, monkeypatch):
+    from kft.cache import FeatureCache
+
+    sizes = {"layer3": 3, "layer4": 1}  # MB, as if the images were large
+    monkeypatch.setattr(FeatureCache, "_bytes", lambda self, cut: sizes[cut] * 2**20)
+    plan, make = _two_stage_cache({"cache_budget_mb": 2})
+    cache = make(_model(), tiny_data)
+    s1 = cache.for_stage(plan.stages[0])
+    assert s1 is not None and s1.cut == "layer4" and cache.stored is None  # straight from the images
+    assert cache.for_stage(plan.stages[1]) is None  # layer3 features alone exceed the budget: uncached

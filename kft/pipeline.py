@@ -1,0 +1,67 @@
+"""Input pipelines: ``tf.data`` batches gathered, augmented in a parallel map and prefetched.
+
+The arrays live in memory as tensors (a few-shot training set, or its cached
+features); a dataset of index batches is mapped to the data, so an epoch's
+order is whatever permutation the trainer passes, and augmentation seeds travel
+with the batches (see ``kft.augment``). ``deterministic=True`` keeps the batch
+order fixed while the map runs in parallel with training.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def _index_batches(order: np.ndarray, batch_size: int, seeds: np.ndarray | None):
+    import tensorflow as tf
+
+    ds = tf.data.Dataset.from_tensor_slices(order.astype(np.int32)).batch(batch_size)
+    if seeds is not None:
+        ds = tf.data.Dataset.zip(ds, tf.data.Dataset.from_tensor_slices(seeds))
+    return ds
+
+
+def n_batches(n: int, batch_size: int) -> int:
+    return -(-n // batch_size)
+
+
+def image_batches(images, labels, batch_size: int, *, order: np.ndarray | None = None, augmenter=None,
+                  seeds: np.ndarray | None = None):
+    """Batches of (float32 images, int32 labels) in ``order``; ``seeds``: one per batch when augmenting.
+
+    ``images`` may be uint8 images or float16 features (anything cast to float32
+    for the model); ``labels`` may be None (the dataset then yields images only).
+    """
+    import tensorflow as tf
+
+    images = tf.convert_to_tensor(images)  # a captured numpy array would be copied on every call
+    labels = None if labels is None else tf.convert_to_tensor(labels)
+    order = np.arange(len(images)) if order is None else order
+    if augmenter is not None and (seeds is None or len(seeds) != n_batches(len(order), batch_size)):
+        raise ValueError("augmenting needs one seed per batch")
+
+    def load(idx, seed=None):
+        x = tf.cast(tf.gather(images, idx), tf.float32)
+        if augmenter is not None:
+            x = augmenter(x, seed)
+        return x if labels is None else (x, tf.gather(labels, idx))
+
+    ds = _index_batches(order, batch_size, seeds if augmenter is not None else None)
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
+
+
+def view_batches(views, labels, batch_size: int, *, order: np.ndarray, view_of: np.ndarray):
+    """Batches of (cached features, int32 labels): image ``i`` comes from view ``view_of[i]``.
+
+    ``views`` holds K views of every image, shape (K, N, ...).
+    """
+    import tensorflow as tf
+
+    views, labels = tf.convert_to_tensor(views), tf.convert_to_tensor(labels)
+    pairs = np.stack([view_of[order], order], axis=1).astype(np.int32)
+
+    def load(pair):
+        return tf.gather_nd(views, pair), tf.gather(labels, pair[:, 1])
+
+    ds = tf.data.Dataset.from_tensor_slices(pairs).batch(batch_size)
+    return ds.map(load, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
