@@ -196,6 +196,7 @@ class FeatureCache:
                 self.log(f"[{stage.name}] cached features entering {self.base} (kept for every stage): "
                          f"{self.views} view(s) x {len(self.data.train.x)} train + {len(self.data.val.x)} val, "
                          f"{self._bytes(self.base) / 2**20:.0f} MB float16, {time.time() - t:.1f}s")
+            t_derive = time.time()
             train, val = self._derive(cut)
             need = shared
         elif self._bytes(cut) <= budget:
@@ -207,6 +208,8 @@ class FeatureCache:
             return None
         seconds = time.time() - t
         if cut != self.base or shared > budget:
-            self.log(f"[{stage.name}] features entering {cut}: {self._bytes(cut) / 2**20:.0f} MB float16, "
-                     f"{seconds:.1f}s")
+            how = f"from the cached {self.base} features" if shared <= budget else "from the images"
+            took = time.time() - (t_derive if shared <= budget else t)
+            self.log(f"[{stage.name}] features entering {cut} {how}: {self._bytes(cut) / 2**20:.0f} MB float16, "
+                     f"{took:.1f}s")
         return StageFeatures(cut, bridge(self.model, cut, HEAD_BLOCK), train, val, need / 2**20, seconds)
