@@ -17,6 +17,8 @@ def test_smoke_train_leaves_a_complete_run_directory(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[stage1] epoch 1/1" in out.stdout and "[stage2] epoch 1/1" in out.stdout
+    # the images go through the frozen prefix once; stage 2 reuses those features
+    assert out.stdout.count("(kept for every stage)") == 1, out.stdout
 
     for name in ("config.yaml", "split.json", "labels.txt", "model.keras", "history.csv", "metrics.json",
                  "curves.png", "confusion.png"):
