@@ -200,3 +200,24 @@ def test_feature_cache_falls_back_when_the_shared_store_is_over_budget(tiny_data
     s1 = cache.for_stage(plan.stages[0])
     assert s1 is not None and s1.cut == "layer4" and cache.stored is None  # straight from the images
     assert cache.for_stage(plan.stages[1]) is None  # layer3 features alone exceed the budget: uncached
+
+
+def test_feature_cache_sees_blocks_an_earlier_stage_trained(tiny_data):
+    """A later stage that cuts higher gets features through the blocks as they are *now*."""
+    from kft.cache import FeatureCache, compute_features, prefix_model
+    from kft.model import block_layers
+
+    plan = _plan([Stage("s1", ["layer3", "layer4", "head"]), Stage("s2", ["layer4", "head"])])
+    model = _model()
+    cache = FeatureCache(model, plan, tiny_data, 0, None, log=lambda *_: None)
+    assert cache.for_stage(plan.stages[0]).cut == "layer3"
+    stale = compute_features(prefix_model(model, "layer4"), tiny_data.train.x, dtype=np.float32)
+    for layer in block_layers(model)["layer3"]:  # stand-in for stage 1 training layer3
+        for w in layer.trainable_weights:
+            w.assign(w * 1.5)
+    fresh = compute_features(prefix_model(model, "layer4"), tiny_data.train.x, dtype=np.float32)
+    s2 = cache.for_stage(plan.stages[1])
+    assert s2.cut == "layer4"
+    got = s2.train[0].astype(np.float32)
+    np.testing.assert_allclose(got, fresh, atol=0.01 * np.abs(fresh).max())
+    assert np.abs(got - stale).max() > 0.1 * np.abs(stale).max()
