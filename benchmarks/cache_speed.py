@@ -38,7 +38,6 @@ def main() -> None:
     ap.add_argument("--xla", action="store_true", help="also time stage 1 with XLA-compiled steps")
     args = ap.parse_args()
 
-    from kft.augment import make_augmenter
     from kft.cache import FeatureCache
     from kft.config import strategy_plan
     from kft.data import load_few_shot
@@ -54,14 +53,13 @@ def main() -> None:
           f"images, batch {plan.batch_size}, {plan.cache_views} cached views; {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), load average {os.getloadavg()[0]:.1f}")
     quiet = lambda *_: None  # noqa: E731
-    augmenter = make_augmenter(plan.augment)
-    shared = FeatureCache(model, plan, data, args.seed, augmenter, quiet)
+    shared = FeatureCache(model, plan, data, args.seed, quiet)
 
     def features_for(mode, stage):
         if mode == "shared":
             return shared
         if mode == "per-stage":
-            return FeatureCache(model, dataclasses.replace(plan, stages=[stage]), data, args.seed, augmenter, quiet)
+            return FeatureCache(model, dataclasses.replace(plan, stages=[stage]), data, args.seed, quiet)
         return None
 
     modes = [("shared", False), ("per-stage", False), ("off", False)]

@@ -28,8 +28,13 @@ def make_augmenter(cfg: Augment):
     return Augmenter(cfg)
 
 
+# What a batch's seeds are for: the second element of every batch_seeds key, so no two uses collide.
+TRAIN_BATCHES = 1  # uncached training: (seed, TRAIN_BATCHES, stage, epoch)
+CACHE_VIEWS = 2  # the cache's augmented views: (seed, CACHE_VIEWS, view)
+
+
 def batch_seeds(*key: int, n: int) -> np.ndarray:
-    """``n`` stateless seeds (int64 pairs) derived from ``key``, e.g. (seed, purpose, stage, epoch)."""
+    """``n`` stateless seeds (int64 pairs) derived from ``key``: (run seed, purpose, ...)."""
     return np.random.default_rng(list(key)).integers(0, 2**31 - 1, size=(n, 2), dtype=np.int64)
 
 

@@ -25,12 +25,11 @@ from dataclasses import dataclass
 import numpy as np
 
 from kft import pipeline
-from kft.augment import batch_seeds
+from kft.augment import CACHE_VIEWS, batch_seeds, make_augmenter
 from kft.backbones.registry import HEAD_BLOCK, block_input
 from kft.model import HEAD_LAYERS, backbone_of, spec_of
 
 BUILD_BATCH = 64
-VIEW_SEEDS = 2  # purpose key for batch_seeds: the cache's augmented views
 
 
 @dataclass
@@ -137,8 +136,7 @@ class StageFeatures:
     suffix: object  # keras.Model: features -> pooled features
     train: np.ndarray  # (views, N, ...) float16
     val: np.ndarray  # (N, ...) float16
-    megabytes: float
-    seconds: float
+    megabytes: float  # what the cache holds while this stage trains
 
 
 class FeatureCache:
@@ -149,10 +147,10 @@ class FeatureCache:
     would not fit ``cache_budget_mb``.
     """
 
-    def __init__(self, model, plan, data, seed: int, augmenter, log=print):
+    def __init__(self, model, plan, data, seed: int, log=print):
         self.model, self.plan, self.data, self.seed, self.log = model, plan, data, seed, log
-        self.augmenter = augmenter
-        self.views = plan.cache_views if augmenter is not None else 1
+        self.augmenter = make_augmenter(plan.augment)
+        self.views = plan.cache_views if self.augmenter is not None else 1
         cuts = [stage_cut(model, s.trainable) for s in plan.stages] if plan.cache == "auto" else []
         cuts = [c for c in cuts if c is not None]
         self.base = min(cuts, key=lambda c: _order(model, c)) if cuts else None
@@ -169,7 +167,7 @@ class FeatureCache:
         else:
             n_batches = pipeline.n_batches(len(x), BUILD_BATCH)
             train = compute_features(prefix, x, augmenter=self.augmenter,
-                                     view_seeds=[batch_seeds(self.seed, VIEW_SEEDS, k, n=n_batches)
+                                     view_seeds=[batch_seeds(self.seed, CACHE_VIEWS, k, n=n_batches)
                                                  for k in range(self.views)])
         return train, compute_features(prefix, self.data.val.x)
 
@@ -188,28 +186,23 @@ class FeatureCache:
         if self.base is None or cut is None:
             return None
         budget = self.plan.cache_budget_mb * 2**20
-        t = time.time()
         shared = self._bytes(self.base) + (self._bytes(cut) if cut != self.base else 0)
+        t = time.time()
         if shared <= budget:
             if self.stored is None:
                 self.stored = (self.base, *self._from_images(self.base))
                 self.log(f"[{stage.name}] cached features entering {self.base} (kept for every stage): "
                          f"{self.views} view(s) x {len(self.data.train.x)} train + {len(self.data.val.x)} val, "
                          f"{self._bytes(self.base) / 2**20:.0f} MB float16, {time.time() - t:.1f}s")
-            t_derive = time.time()
-            train, val = self._derive(cut)
-            need = shared
+                t = time.time()
+            train, val, need, source = *self._derive(cut), shared, f"the cached {self.base} features"
         elif self._bytes(cut) <= budget:
-            train, val = self._from_images(cut)
-            need = self._bytes(cut)
+            train, val, need, source = *self._from_images(cut), self._bytes(cut), "the images"
         else:
             self.log(f"[{stage.name}] feature cache would need {self._bytes(cut) / 2**20:.0f} MB > budget "
                      f"{self.plan.cache_budget_mb} MB: training uncached")
             return None
-        seconds = time.time() - t
         if cut != self.base or shared > budget:
-            how = f"from the cached {self.base} features" if shared <= budget else "from the images"
-            took = time.time() - (t_derive if shared <= budget else t)
-            self.log(f"[{stage.name}] features entering {cut} {how}: {self._bytes(cut) / 2**20:.0f} MB float16, "
-                     f"{took:.1f}s")
-        return StageFeatures(cut, bridge(self.model, cut, HEAD_BLOCK), train, val, need / 2**20, seconds)
+            self.log(f"[{stage.name}] features entering {cut} from {source}: "
+                     f"{self._bytes(cut) / 2**20:.0f} MB float16, {time.time() - t:.1f}s")
+        return StageFeatures(cut, bridge(self.model, cut, HEAD_BLOCK), train, val, need / 2**20)

@@ -22,12 +22,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from kft import optim, pipeline
-from kft.augment import batch_seeds, make_augmenter
+from kft.augment import TRAIN_BATCHES, batch_seeds, make_augmenter
 from kft.cache import FeatureCache
 from kft.config import Plan, Stage
 from kft.model import block_of_variable, set_trainable_blocks
-
-TRAIN_SEEDS = 1  # purpose key for batch_seeds: augmentation of uncached training batches
 
 
 @dataclass
@@ -68,7 +66,7 @@ class StageTrainer:
         self.dropout = model.get_layer("dropout")
         self.logits = model.get_layer("logits")
         if self.features is None:
-            self.features = FeatureCache(model, plan, self.data, self.seed, self.augmenter, self.log)
+            self.features = FeatureCache(model, plan, self.data, self.seed, self.log)
         cached = self.features.for_stage(stage)
         self.cached = cached is not None
         self.cache_mb = cached.megabytes if cached else 0.0
@@ -119,7 +117,7 @@ class StageTrainer:
             batches = pipeline.view_batches(self.train_x, self.train_y, bs, order=order,
                                             view_of=rng.integers(0, self.train_x.shape[0], n))
         else:
-            seeds = batch_seeds(self.seed, TRAIN_SEEDS, self.index, epoch, n=pipeline.n_batches(n, bs))
+            seeds = batch_seeds(self.seed, TRAIN_BATCHES, self.index, epoch, n=pipeline.n_batches(n, bs))
             batches = pipeline.image_batches(self.train_x, self.train_y, bs, order=order,
                                              augmenter=self.augmenter, seeds=seeds)
         total_loss, correct = 0.0, 0
@@ -271,7 +269,7 @@ def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict,
     t_start = time.time() - state.get("elapsed", 0.0)
     history, stages = list(state.get("history", [])), list(state.get("stages", []))
     first = state.get("stage_index", 0)
-    features = FeatureCache(model, plan, data, seed, make_augmenter(plan.augment), log)
+    features = FeatureCache(model, plan, data, seed, log)
 
     for i in range(first, len(plan.stages)):
         stage = plan.stages[i]

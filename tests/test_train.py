@@ -156,14 +156,12 @@ def test_head_only_caches_pooled_features_and_matches_full_model(tiny_data):
     np.testing.assert_allclose(logits, model(x.astype("float32"), training=False).numpy(), atol=1e-4)
 
 
-def _two_stage_cache(plan_kw=None, **cache_kw):
-    from kft.augment import make_augmenter
+def _two_stage_cache(plan_kw=None):
     from kft.cache import FeatureCache
 
     plan = _plan([Stage("s1", ["layer4", "head"]), Stage("s2", ["layer3", "layer4", "head"])],
                  augment=Augment(), cache_views=2, **(plan_kw or {}))
-    return plan, lambda model, data, p=plan: FeatureCache(model, p, data, 0, make_augmenter(p.augment),
-                                                         log=lambda *_: None)
+    return plan, lambda model, data, p=plan: FeatureCache(model, p, data, 0, log=lambda *_: None)
 
 
 def test_feature_cache_runs_the_images_once_and_derives_every_stage(tiny_data):
@@ -209,7 +207,7 @@ def test_feature_cache_sees_blocks_an_earlier_stage_trained(tiny_data):
 
     plan = _plan([Stage("s1", ["layer3", "layer4", "head"]), Stage("s2", ["layer4", "head"])])
     model = _model()
-    cache = FeatureCache(model, plan, tiny_data, 0, None, log=lambda *_: None)
+    cache = FeatureCache(model, plan, tiny_data, 0, log=lambda *_: None)
     assert cache.for_stage(plan.stages[0]).cut == "layer3"
     stale = compute_features(prefix_model(model, "layer4"), tiny_data.train.x, dtype=np.float32)
     for layer in block_layers(model)["layer3"]:  # stand-in for stage 1 training layer3
