@@ -15,6 +15,9 @@ from __future__ import annotations
 
 import numpy as np
 
+PARALLEL_CALLS = 2
+PREFETCH = 2
+
 
 def _index_batches(order: np.ndarray, batch_size: int, seeds: np.ndarray | None):
     import tensorflow as tf
@@ -23,10 +26,6 @@ def _index_batches(order: np.ndarray, batch_size: int, seeds: np.ndarray | None)
     if seeds is not None:
         ds = tf.data.Dataset.zip(ds, tf.data.Dataset.from_tensor_slices(seeds))
     return ds
-
-
-PARALLEL_CALLS = 2
-PREFETCH = 2
 
 
 def _mapped(ds, fn):
