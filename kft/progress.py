@@ -25,7 +25,8 @@ class _Plain:
     def __init__(self, desc: str, total: int | None, unit: str, stream):
         self.desc, self.total, self.unit, self.stream = desc, total, unit, stream
         self.n = 0
-        self._next = 0
+        self._step = max(1, (total or 0) // PLAIN_STEPS)
+        self._next = self._step
         self._t0 = time.perf_counter()
         self._say(f"{desc}: started" + (f" ({total} {unit})" if total else ""))
 
@@ -33,7 +34,7 @@ class _Plain:
         self.n += n
         if self.total and self.n >= self._next and self.n < self.total:
             self._say(f"{self.desc}: {self.n}/{self.total} {self.unit} ({100 * self.n // self.total}%)")
-            self._next = self.n + max(1, self.total // PLAIN_STEPS)
+            self._next = self.n + self._step
 
     def close(self) -> None:
         self._say(f"{self.desc}: done, {self.n} {self.unit} in {time.perf_counter() - self._t0:.1f} s")
