@@ -87,6 +87,17 @@ def _exported(int8_io: bool):
                         source=str(t.dir), model_file=t.model_path)
 
 
+def decisive(scores, tol: float) -> np.ndarray:
+    """Mask of the rows whose top-1 beats the runner-up by more than ``tol``.
+
+    Runtimes (and one runtime on two CPUs) differ by rounding, and int8 outputs
+    move in steps of 1/256, so an argmax is only comparable across runtimes where
+    the margin is larger than what those differences can flip.
+    """
+    s = np.sort(np.asarray(scores, np.float64), axis=-1)
+    return (s[..., -1] - s[..., -2]) > tol
+
+
 def keras_logits(images):
     from kft.evaluate import predict_logits
 

@@ -7,7 +7,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from export_fixtures import exported, keras_logits, plain_float32, run_tflite, trained
+from export_fixtures import decisive, exported, keras_logits, plain_float32, run_tflite, trained
 from kft.errors import KftError
 
 
@@ -52,7 +52,8 @@ def test_float32_matches_keras_to_float_precision():
     assert diff <= 1e-5 * max(1.0, np.abs(_centred(ref)).max())
     assert row["max_abs_logit_diff"] == pytest.approx(diff, rel=1e-3, abs=1e-7)
     assert row["top1_agreement"] == 1.0
-    assert row["accuracy"] == pytest.approx(float((ref.argmax(1) == t.test_y).mean()))
+    undecided = int((~decisive(ref, 1e-3)).sum())  # only a near-tie could flip between runtimes
+    assert abs(row["accuracy"] - float((ref.argmax(1) == t.test_y).mean())) <= undecided / len(ref) + 1e-9
 
 
 def test_float16_is_half_size_and_close():
@@ -130,20 +131,35 @@ def test_metadata_and_labels_read_back(name):
 
 @pytest.mark.parametrize("name,int8_io", [("float32", False), ("int8", False), ("int8", True)])
 def test_mediapipe_image_classifier_loads_the_file_alone(name, int8_io):
+    """MediaPipe reads the model, its labels and its input contract from the file alone.
+
+    Scores must match LiteRT's within rounding (one int8 output step); top-1 is
+    compared only where LiteRT's margin exceeds that, since MediaPipe and LiteRT
+    break exact ties differently (seen on int8: 0.4844 / 0.0312 / 0.4844).
+    """
     vision = pytest.importorskip("mediapipe.tasks.python.vision", reason="mediapipe is not installed")
     import mediapipe as mp
     from mediapipe.tasks.python import BaseOptions
 
     t = trained()
     path = _variant(exported(int8_io), name)[1]
-    ours, _, _ = run_tflite(path, t.test_x)
+    ours, _, out = run_tflite(path, t.test_x)
+    scale = out["quantization"][0] or (1 / 256 if name == "int8" else 0.0)
+    ours = ours.astype(np.float32) * (out["quantization"][0] or 1.0)
+    tol = 1.01 * scale if name == "int8" else 1e-4
+    clear = decisive(ours, 2 * tol)
+    assert clear.sum() >= 0.7 * len(clear)  # the comparison below is not vacuous
     options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(path)), max_results=3)
     with vision.ImageClassifier.create_from_options(options) as classifier:
-        for img, expected in zip(t.test_x, ours.argmax(1)):
+        for img, probs, is_clear in zip(t.test_x, ours, clear):
             result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(img)))
-            top = result.classifications[0].categories[0]
-            assert top.category_name == t.class_names[expected]
-            assert top.index == expected
+            categories = result.classifications[0].categories
+            assert sorted(c.index for c in categories) == [0, 1, 2]
+            for c in categories:
+                assert c.category_name == t.class_names[c.index]
+                assert c.score == pytest.approx(probs[c.index], abs=tol)
+            if is_clear:
+                assert categories[0].index == int(probs.argmax())
 
 
 def test_export_run_of_a_folder_without_model_is_a_user_error(tmp_path):

@@ -7,10 +7,11 @@ import sys
 import textwrap
 import zlib
 
+import numpy as np
 import pytest
 from PIL import Image
 
-from export_fixtures import exported, keras_logits, trained
+from export_fixtures import decisive, exported, keras_logits, trained
 from kft.cli import main
 
 
@@ -26,6 +27,11 @@ def _good_images(tmp_path, n=3):
         Image.fromarray(t.test_x[i * 10]).save(p)  # one image of each class
         paths.append(p)
     return paths, t.test_x[[0, 10, 20][:n]]
+
+
+def _softmax(logits):
+    z = np.exp(logits - logits.max(1, keepdims=True))
+    return z / z.sum(1, keepdims=True)
 
 
 def _png_chunk(kind: bytes, data: bytes) -> bytes:
@@ -74,12 +80,16 @@ def test_predict_json_matches_the_keras_model(tmp_path, capsys, name, int8_io):
     assert code == 0
     results = json.loads(out)["results"]
     assert [r["image"] for r in results] == list(map(str, paths))
-    expected = keras_logits(pixels).argmax(1)
-    for r, k in zip(results, expected):
+    logits = keras_logits(pixels)
+    # int8 moves probabilities by a few output steps: its top-1 is compared only where Keras is clearly decided.
+    clear = decisive(_softmax(logits), 0.1 if name == "int8" else 1e-4)
+    assert clear.any()
+    for r, k, is_clear in zip(results, logits.argmax(1), clear):
         assert len(r["top_k"]) == 3  # clamped to the number of classes
         probs = [c["probability"] for c in r["top_k"]]
         assert probs == sorted(probs, reverse=True) and sum(probs) == pytest.approx(1.0, abs=0.02)
-        assert r["top_k"][0]["label"] == trained().class_names[k]
+        if is_clear:
+            assert r["top_k"][0]["label"] == trained().class_names[k]
 
 
 def test_predict_with_a_keras_model_or_folder_agrees_with_tflite(tmp_path, capsys):
@@ -91,8 +101,10 @@ def test_predict_with_a_keras_model_or_folder_agrees_with_tflite(tmp_path, capsy
         assert code == 0
         outputs.append(json.loads(out)["results"])
     for tfl, keras_file, folder in zip(*outputs):
-        assert tfl["top_k"][0]["label"] == keras_file["top_k"][0]["label"] == folder["top_k"][0]["label"]
-        assert tfl["top_k"][0]["probability"] == pytest.approx(keras_file["top_k"][0]["probability"], abs=1e-4)
+        assert keras_file == {**folder, "image": keras_file["image"]}  # same Keras model, same answer
+        by_label = {c["label"]: c["probability"] for c in keras_file["top_k"]}
+        for c in tfl["top_k"]:  # float32 TFLite vs Keras: the same probabilities within rounding
+            assert c["probability"] == pytest.approx(by_label[c["label"]], abs=1e-4)
 
 
 def test_bad_images_give_one_line_each_and_exit_1(tmp_path, capsys):

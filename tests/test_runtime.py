@@ -7,7 +7,7 @@ import textwrap
 import numpy as np
 import pytest
 
-from export_fixtures import exported, keras_logits, plain_float32, trained
+from export_fixtures import decisive, exported, keras_logits, plain_float32, trained
 from kft.errors import KftError
 
 
@@ -28,7 +28,8 @@ def test_classifier_handles_every_variant(name, int8_io):
     assert probs.shape == (len(t.test_x), 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.02)
     ref = keras_logits(t.test_x)
-    agreement = (probs.argmax(1) == ref.argmax(1)).mean()
+    clear = decisive(ref, 1e-3)  # near-ties may flip between runtimes and machines
+    agreement = (probs.argmax(1) == ref.argmax(1))[clear].mean()
     assert agreement >= {"float32": 1.0, "float16": 0.95}.get(name, 0.8)
     single = clf.classify(t.test_x[0])
     assert single.shape == (3,)
