@@ -1,9 +1,18 @@
 """Decode and resize images with Pillow (no TensorFlow), the way every client must.
 
-Training images are stored at the model's input size; photos given to
-``kft predict``, to the exported model's checks and to the Android demo are
-resized to that same size with an antialiasing filter, then fed as raw RGB
-0..255. Normalisation and upsampling live inside the model.
+Every image kft reads (``kft predict``, folder datasets, ``kft bench --images``)
+goes through ``load_rgb``, so all of them see a photo the same way:
+
+- EXIF orientation is applied (a phone's sideways JPEG is turned upright);
+- 16-bit images are scaled to 8 bits by value (65535 -> 255), not truncated;
+- greyscale and bilevel images are repeated into R, G and B; CMYK and YCbCr are converted;
+- alpha (RGBA, LA, palette transparency) is composited on black: this is what the
+  premultiplied pixels a browser canvas or an Android bitmap hand to a model hold;
+- animated GIF/WebP/PNG and multi-page TIFF give their first frame;
+- any other mode (32-bit float, LAB, ...) is refused with a one-line error naming the file.
+
+The result is resized with an antialiasing filter to the model's declared input
+size and fed as raw RGB 0..255; normalisation and any resampling live inside the model.
 """
 
 from __future__ import annotations
@@ -25,11 +34,11 @@ class ImageError(KftError):
 
 
 def load_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np.ndarray:
-    """Read ``path`` as uint8 RGB (H, W, 3); resize to ``size`` = (height, width) if given.
+    """Read ``path`` as upright uint8 RGB (H, W, 3); resize to ``size`` = (height, width) if given.
 
-    RGBA, greyscale, palette and CMYK images are converted to RGB (alpha is
-    composited on black, as a camera frame has none). Raises ``ImageError``
-    for a missing, empty, truncated, non-image or oversized file.
+    See the module docstring for how orientation, bit depth, alpha and frames are
+    handled. Raises ``ImageError`` (naming the file) for a missing, empty,
+    truncated, non-image, oversized or unsupported file.
     """
     from PIL import Image, UnidentifiedImageError
 
@@ -43,16 +52,17 @@ def load_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np
             w, h = im.size
             if w * h > MAX_PIXELS:
                 raise ImageError(f"{path}: image too large ({w}x{h} pixels; limit {MAX_PIXELS:,})")
+            im.seek(0)  # first frame of an animation or a multi-page file
             im.load()
-            rgb = _to_rgb(im)
+            rgb = to_rgb(im, name=str(path))
     except ImageError:
         raise
     except UnidentifiedImageError:
         raise ImageError(f"{path}: not an image (or an unsupported format)") from None
-    except (OSError, SyntaxError, ValueError) as e:  # truncated / corrupt data
-        raise ImageError(f"{path}: unreadable image ({_first_line(e)})") from None
     except Image.DecompressionBombError:
         raise ImageError(f"{path}: image too large") from None
+    except (OSError, SyntaxError, ValueError, EOFError) as e:  # truncated / corrupt data
+        raise ImageError(f"{path}: unreadable image ({_first_line(e)})") from None
     if size is not None:
         rgb = resize(rgb, size)
     return rgb
@@ -70,14 +80,31 @@ def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
-def _to_rgb(im):
-    from PIL import Image
+# Modes Pillow converts to RGB faithfully with ``convert("RGB")``.
+_DIRECT_MODES = {"RGB", "RGBX", "L", "1", "P", "CMYK", "YCbCr"}
+_ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
+_SIXTEEN_BIT_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
 
-    if im.mode in ("RGBA", "LA") or (im.mode == "P" and "transparency" in im.info):
-        im = im.convert("RGBA")
-        background = Image.new("RGBA", im.size, (0, 0, 0, 255))
-        im = Image.alpha_composite(background, im)
-    return np.asarray(im.convert("RGB"), dtype=np.uint8)
+
+def to_rgb(im, name: str = "image") -> np.ndarray:
+    """A decoded Pillow image as upright uint8 RGB (H, W, 3); see the module docstring."""
+    from PIL import Image, ImageOps
+
+    im = ImageOps.exif_transpose(im) or im
+    mode = im.mode
+    if mode in _SIXTEEN_BIT_MODES:
+        grey = np.asarray(im, dtype=np.int64)
+        if grey.size and (grey.min() < 0 or grey.max() > 65535):
+            raise ImageError(f"{name}: 32-bit integer pixels outside 0..65535 are not supported")
+        grey = np.round(grey / 257.0).astype(np.uint8)  # 65535 -> 255
+        return np.repeat(grey[..., None], 3, axis=-1)
+    if mode in _ALPHA_MODES or (mode == "P" and ("transparency" in im.info or im.palette.mode == "RGBA")):
+        rgba = im.convert("RGBA")
+        black = Image.new("RGBA", rgba.size, (0, 0, 0, 255))
+        return np.asarray(Image.alpha_composite(black, rgba).convert("RGB"), dtype=np.uint8)
+    if mode in _DIRECT_MODES:
+        return np.asarray(im.convert("RGB"), dtype=np.uint8)
+    raise ImageError(f"{name}: unsupported pixel format {mode!r} (use 8- or 16-bit RGB or greyscale)")
 
 
 def _first_line(e: Exception) -> str:
