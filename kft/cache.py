@@ -28,6 +28,7 @@ from kft import pipeline
 from kft.augment import CACHE_VIEWS, batch_seeds, make_augmenter
 from kft.backbones.registry import HEAD_BLOCK, block_input
 from kft.model import HEAD_LAYERS, backbone_of, spec_of
+from kft.progress import progress
 
 BUILD_BATCH = 64
 
@@ -101,32 +102,33 @@ def feature_bytes(model, cut: str, n_items: int, dtype=np.float16) -> int:
 
 
 def compute_features(fn, inputs, batch_size: int = BUILD_BATCH, augmenter=None, view_seeds=None,
-                     dtype=np.float16) -> np.ndarray:
+                     dtype=np.float16, desc: str | None = None) -> np.ndarray:
     """Run keras model ``fn`` over ``inputs`` (uint8 images or cached features) in batches.
 
     With ``augmenter``, returns one augmented view per entry of ``view_seeds``
     (each: one seed per batch), stacked as (views, N, ...); else (N, ...).
     Batches come from a prefetched ``tf.data`` pipeline, so preparing the next
-    batch overlaps the current forward pass.
+    batch overlaps the current forward pass. ``desc`` names the progress display.
     """
     import tensorflow as tf
 
-    @tf.function(reduce_retracing=True)
-    def run(x):
-        return fn(x, training=False)
+    from kft.model import inference_fn
 
+    run = inference_fn(fn)
     inputs = tf.convert_to_tensor(inputs)
     n = int(inputs.shape[0])
     views = [None] if augmenter is None else list(view_seeds)
     out = None
-    for k, seeds in enumerate(views):
-        start = 0
-        for x in pipeline.image_batches(inputs, None, batch_size, augmenter=augmenter, seeds=seeds):
-            f = run(x).numpy()
-            if out is None:
-                out = np.empty((len(views), n, *f.shape[1:]), dtype=dtype)
-            out[k, start:start + len(f)] = f
-            start += len(f)
+    with progress(desc or "features", total=len(views) * n, unit="img") as bar:
+        for k, seeds in enumerate(views):
+            start = 0
+            for x in pipeline.image_batches(inputs, None, batch_size, augmenter=augmenter, seeds=seeds):
+                f = run(x).numpy()
+                if out is None:
+                    out = np.empty((len(views), n, *f.shape[1:]), dtype=dtype)
+                out[k, start:start + len(f)] = f
+                start += len(f)
+                bar.update(len(f))
     return out if augmenter is not None else out[0]
 
 
@@ -162,14 +164,16 @@ class FeatureCache:
     def _from_images(self, cut: str) -> tuple[np.ndarray, np.ndarray]:
         prefix = prefix_model(self.model, cut)
         x = self.data.train.x
+        desc = f"caching features entering {cut}"
         if self.augmenter is None:
-            train = compute_features(prefix, x)[None]
+            train = compute_features(prefix, x, desc=f"{desc} (train)")[None]
         else:
             n_batches = pipeline.n_batches(len(x), BUILD_BATCH)
             train = compute_features(prefix, x, augmenter=self.augmenter,
                                      view_seeds=[batch_seeds(self.seed, CACHE_VIEWS, k, n=n_batches)
-                                                 for k in range(self.views)])
-        return train, compute_features(prefix, self.data.val.x)
+                                                 for k in range(self.views)],
+                                     desc=f"{desc} ({self.views} train views)")
+        return train, compute_features(prefix, self.data.val.x, desc=f"{desc} (val)")
 
     def _derive(self, cut: str) -> tuple[np.ndarray, np.ndarray]:
         start, train, val = self.stored
@@ -177,9 +181,10 @@ class FeatureCache:
             return train, val
         part = bridge(self.model, start, cut)
         flat = train.reshape(-1, *train.shape[2:])
-        derived = compute_features(part, flat, 4 * BUILD_BATCH)
+        desc = f"features entering {cut} from {start}"
+        derived = compute_features(part, flat, 4 * BUILD_BATCH, desc=f"{desc} (train)")
         return derived.reshape(train.shape[0], train.shape[1], *derived.shape[1:]), \
-            compute_features(part, val, 4 * BUILD_BATCH)
+            compute_features(part, val, 4 * BUILD_BATCH, desc=f"{desc} (val)")
 
     def for_stage(self, stage) -> StageFeatures | None:
         cut = stage_cut(self.model, stage.trainable)

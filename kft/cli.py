@@ -14,13 +14,19 @@ import click
 
 from kft.errors import KftError
 
-os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
-
 
 @click.group()
 @click.version_option(package_name="kft")
-def cli():
+@click.option("--verbose", "-v", is_flag=True, help="Also show TensorFlow's own log lines.")
+def cli(verbose):
     """Few-shot transfer learning to small, fast on-device image classifiers."""
+    if verbose:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "0")
+    else:
+        os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+        from kft.native_logs import hide_native_logs
+
+        hide_native_logs()
 
 
 @cli.command()

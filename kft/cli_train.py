@@ -74,7 +74,7 @@ def run_evaluate(target, limit_test, data_dir, json_path):
         x, y, names = data.test.x, data.test.y, data.class_names
         if model.outputs[0].shape[-1] != len(names):
             raise KftError(f"{path} has {model.outputs[0].shape[-1]} outputs; CIFAR-10 has {len(names)} classes")
-    scores = evaluate_model(model, x, y, len(names))
+    scores = evaluate_model(model, x, y, len(names), desc=f"scoring {len(y)} test images")
     click.echo(f"test accuracy {scores['accuracy']:.4f} on {scores['n']} images")
     for name, acc in zip(names, scores["per_class_accuracy"]):
         click.echo(f"  {name:<12} {acc:.3f}")

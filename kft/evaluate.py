@@ -5,15 +5,19 @@ from __future__ import annotations
 import numpy as np
 
 
-def predict_logits(model, images: np.ndarray, batch_size: int = 128) -> np.ndarray:
-    """Logits of a Keras classifier for uint8 images, with BatchNorm/dropout in inference mode."""
-    import tensorflow as tf
+def predict_logits(model, images: np.ndarray, batch_size: int = 128, desc: str | None = None) -> np.ndarray:
+    """Logits of a Keras classifier for uint8 images, with BatchNorm/dropout in inference mode.
 
-    @tf.function(reduce_retracing=True)
-    def run(x):
-        return model(tf.cast(x, tf.float32), training=False)
+    ``desc``: show progress under that name (for long scoring runs)."""
+    from kft.model import inference_fn
+    from kft.progress import progress
 
-    out = [run(images[i:i + batch_size]).numpy() for i in range(0, len(images), batch_size)]
+    run = inference_fn(model)
+    out = []
+    with progress(desc, total=len(images), unit="img", enabled=desc is not None) as bar:
+        for i in range(0, len(images), batch_size):
+            out.append(run(images[i:i + batch_size]).numpy())
+            bar.update(len(out[-1]))
     return np.concatenate(out) if out else np.zeros((0, model.outputs[0].shape[-1]), np.float32)
 
 
@@ -28,6 +32,7 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
             "n": int(len(y_true))}
 
 
-def evaluate_model(model, images, labels, num_classes: int, batch_size: int = 128) -> dict:
-    logits = predict_logits(model, images, batch_size)
+def evaluate_model(model, images, labels, num_classes: int, batch_size: int = 128,
+                   desc: str | None = None) -> dict:
+    logits = predict_logits(model, images, batch_size, desc)
     return scores(labels, logits.argmax(1), num_classes)

@@ -13,6 +13,8 @@ not) -> ``avg_pool`` -> ``dropout`` -> ``logits``.
 
 from __future__ import annotations
 
+import weakref
+
 from kft.backbones.registry import HEAD_BLOCK, PREPROCESS_BLOCK, BackboneSpec, assign_blocks
 from kft.backbones import registry
 
@@ -98,3 +100,27 @@ def block_of_variable(model) -> dict[int, str]:
             for v in layer.weights:
                 out[id(v)] = block
     return out
+
+
+_INFERENCE_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+
+
+def inference_fn(model):
+    """``model(float32(x), training=False)`` as one ``tf.function`` per model, kept while the model lives.
+
+    Scoring and cache building call a model many times; a fresh ``tf.function``
+    per call traced the graph again each time (TensorFlow's retracing warning).
+    ``reduce_retracing`` lets a smaller last batch share the trace.
+    """
+    fn = _INFERENCE_FNS.get(model)
+    if fn is None:
+        import tensorflow as tf
+
+        ref = weakref.ref(model)  # the function must not keep its own key alive
+
+        @tf.function(reduce_retracing=True)
+        def fn(x):
+            return ref()(tf.cast(x, tf.float32), training=False)
+
+        _INFERENCE_FNS[model] = fn
+    return fn

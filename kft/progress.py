@@ -54,11 +54,12 @@ class _Silent:
 
 
 class progress:  # noqa: N801 - used like a function: ``with progress(...) as bar``
-    """A progress display for ``total`` units of work named ``desc``."""
+    """A progress display for ``total`` units of work named ``desc``; ``enabled=False`` shows nothing."""
 
-    def __init__(self, desc: str, total: int | None = None, unit: str = "it", stream=None):
+    def __init__(self, desc: str | None, total: int | None = None, unit: str = "it", stream=None,
+                 enabled: bool = True):
         stream = stream or sys.stderr
-        if os.environ.get("KFT_PROGRESS", "").lower() in ("off", "0", "no"):
+        if not enabled or os.environ.get("KFT_PROGRESS", "").lower() in ("off", "0", "no"):
             self._bar = _Silent()
         elif _is_tty(stream):
             from tqdm import tqdm

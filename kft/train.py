@@ -322,7 +322,8 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
                "class_names": data.class_names}
     if data.test is not None:
         t = time.time()
-        test = evaluate_model(model, data.test.x, data.test.y, len(data.class_names))
+        test = evaluate_model(model, data.test.x, data.test.y, len(data.class_names),
+                              desc="scoring the test set")
         log(f"test accuracy {test['accuracy']:.4f} on {test['n']} images ({time.time() - t:.0f}s)")
         metrics.update(test_accuracy=test["accuracy"], test_images=test["n"],
                        per_class_accuracy=test["per_class_accuracy"], confusion_matrix=test["confusion_matrix"])
