@@ -103,7 +103,10 @@ def export(source, tflite, quantize, int8_io, calibration_samples, limit_test, d
 @click.option("--top-k", type=int, default=3, show_default=True, help="How many classes to print per image.")
 @click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 def predict(model, images, top_k, as_json):
-    """Classify IMAGES with MODEL (.tflite without TensorFlow, .keras or a run folder)."""
+    """Classify IMAGES with MODEL (.tflite without TensorFlow, .keras or a run folder).
+
+    IMAGES are files or folders; a folder means every image file under it, sub-folders
+    included, in sorted order (hidden files skipped)."""
     from kft.predict import run_predict
 
     code = run_predict(model, list(images), top_k, as_json)

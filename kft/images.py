@@ -26,7 +26,7 @@ from kft.errors import KftError
 
 # Refuse decompression bombs early: a 20000x20000 header would need 1.2 GB.
 MAX_PIXELS = 64_000_000
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp")
+IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 
 
 class ImageError(KftError):
@@ -66,6 +66,29 @@ def load_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np
     if size is not None:
         rgb = resize(rgb, size)
     return rgb
+
+
+def expand_image_paths(paths) -> list[Path]:
+    """Files as given, and for each folder every image file under it, recursively.
+
+    A folder's images (by suffix, case-insensitive, hidden files and folders
+    skipped) come sorted by their path relative to it, sub-folders included, so
+    ``photos/`` and ``photos/**`` classify the same files in the same order. A
+    file named explicitly is kept whatever its suffix (it gets a per-file error
+    if it is not an image). A folder with no images is an error.
+    """
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if not p.is_dir():
+            out.append(p)
+            continue
+        found = sorted((f for f in p.rglob("*") if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES
+                        and not any(part.startswith(".") for part in f.relative_to(p).parts)),
+                       key=lambda f: f.relative_to(p).as_posix())
+        if not found:
+            raise ImageError(f"{p}: no image files in this folder ({', '.join(IMAGE_SUFFIXES)})")
+        out.extend(found)
+    return out
 
 
 def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:

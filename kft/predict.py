@@ -105,6 +105,9 @@ def run_predict(model_path, images, top_k_count: int = 3, as_json: bool = False,
         raise KftError(f"--top-k must be at least 1, got {top_k_count}")
     if not images:
         raise KftError("no images given")
+    from kft.images import expand_image_paths
+
+    images = expand_image_paths(images)
     model = open_model(model_path, num_threads=num_threads)
     k = min(top_k_count, len(model.labels))
 

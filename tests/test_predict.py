@@ -167,3 +167,25 @@ def test_predict_on_tflite_never_imports_tensorflow(tmp_path):
     assert str(paths[0]) in out.stdout and str(paths[1]) in out.stdout
     (line,) = out.stderr.splitlines()  # no runtime INFO chatter, no traceback
     assert line.startswith(f"error: {bad}: ")
+
+
+def test_predict_classifies_every_image_under_a_folder_in_sorted_order(tmp_path, capsys):
+    (tmp_path / "src").mkdir()
+    paths, _ = _good_images(tmp_path / "src", n=3)
+    photos = tmp_path / "photos"
+    (photos / "b-sub" / "deeper").mkdir(parents=True)
+    (photos / ".hidden").mkdir()
+    targets = [photos / "c.PNG", photos / "a.jpg", photos / "b-sub" / "deeper" / "x.png"]
+    for src, dst in zip(paths, targets):
+        with Image.open(src) as im:
+            im.save(dst, format="JPEG" if dst.suffix == ".jpg" else "PNG")
+    (photos / "notes.txt").write_text("not an image, not listed")
+    (photos / ".hidden" / "skip.png").write_bytes(paths[0].read_bytes())
+    code, out, err = _run(["predict", _tflite(), str(photos), "--json"], capsys)
+    assert code == 0, err
+    listed = [r["image"] for r in json.loads(out)["results"]]
+    assert listed == [str(photos / "a.jpg"), str(photos / "b-sub" / "deeper" / "x.png"), str(photos / "c.PNG")]
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    code, _, err = _run(["predict", _tflite(), str(empty)], capsys)
+    assert code == 2 and err.startswith(f"error: {empty}: no image files") and len(err.splitlines()) == 1
