@@ -16,6 +16,32 @@ def test_registry_names():
         registry.get("vgg")
 
 
+def test_registry_is_complete_on_import_whatever_is_imported_first():
+    import subprocess
+    import sys
+
+    code = "from kft.backbones.registry import names; print(','.join(names()))"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert out.stdout.strip() == ",".join(ALL), out.stderr
+
+
+def test_a_taken_name_cannot_be_registered_again():
+    spec = registry.get("resnet18")
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register(spec)
+    assert registry.get("resnet18") is spec
+
+
+def test_every_spec_names_its_weights_source():
+    kinds = {name: registry.get(name).weights_source.kind for name in ALL}
+    assert kinds == {"mobilenet_v2": "keras.applications", "mobilenet_v3_small": "keras.applications",
+                     "mobilenet_v3_large": "keras.applications", "resnet18": "torchvision",
+                     "resnet34": "torchvision"}
+    assert [n for n in ALL if registry.get(n).reads_state_dicts] == ["resnet18", "resnet34"]
+    with pytest.raises(ValueError, match="unknown weights source"):
+        registry.WeightsSource("hub", "x")
+
+
 @pytest.mark.parametrize("name", ALL)
 def test_every_layer_in_exactly_one_block_and_cuts_split_the_model(name):
     import keras

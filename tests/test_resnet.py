@@ -253,10 +253,10 @@ def test_download_offline_fails_cleanly(tmp_path, monkeypatch):
 
     monkeypatch.setattr(tw.urllib.request, "urlopen", offline)
     with pytest.raises(KftError, match=r"huggingface\.co/timm/resnet18.*KFT_WEIGHTS_DIR"):
-        tw.download_imagenet(18, tmp_path / "w")
+        tw.download_imagenet("resnet18", tmp_path / "w")
     assert list((tmp_path / "w").iterdir()) == []  # no half-written file left
-    with pytest.raises(KftError, match="depth"):
-        tw.download_imagenet(50, tmp_path / "w")
+    with pytest.raises(KftError, match="torchvision checkpoint"):
+        tw.download_imagenet("resnet50", tmp_path / "w")
 
 
 def test_download_converts_to_keras_weights(tmp_path, monkeypatch):
@@ -271,8 +271,8 @@ def test_download_converts_to_keras_weights(tmp_path, monkeypatch):
         return io.BytesIO(payload)
 
     monkeypatch.setattr(tw.urllib.request, "urlopen", fake_urlopen)
-    out = tw.download_imagenet(18, tmp_path)
-    assert seen == [tw.IMAGENET_URLS[18]]
+    out = tw.download_imagenet("resnet18", tmp_path)
+    assert seen == [tw.IMAGENET_URLS["resnet18"]]
     assert out == tmp_path / "resnet18_imagenet_no_top.weights.h5"
     assert sorted(p.name for p in tmp_path.iterdir()) == [out.name]
     model, expected = build(18, 32), build(18, 32)

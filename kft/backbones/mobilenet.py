@@ -7,11 +7,8 @@ conv). So "the last block" means the same thing for every backbone.
 
 from __future__ import annotations
 
-from kft.backbones.registry import IDENTITY, MINUS_ONE_TO_ONE, BackboneSpec, register
-
-
-_APPLICATIONS = {"mobilenet_v2": "MobileNetV2", "mobilenet_v3_small": "MobileNetV3Small",
-                 "mobilenet_v3_large": "MobileNetV3Large"}
+from kft.backbones.registry import (IDENTITY, KERAS_APPLICATIONS, MINUS_ONE_TO_ONE, BackboneSpec, WeightsSource,
+                                    register)
 
 
 def build_mobilenet(spec: BackboneSpec, image_size: int, weights: str | None = None):
@@ -21,8 +18,9 @@ def build_mobilenet(spec: BackboneSpec, image_size: int, weights: str | None = N
     """
     import keras
 
-    extra = {} if spec.name == "mobilenet_v2" else {"include_preprocessing": True}
-    return getattr(keras.applications, _APPLICATIONS[spec.name])(
+    application = spec.weights_source.model
+    extra = {} if application == "MobileNetV2" else {"include_preprocessing": True}
+    return getattr(keras.applications, application)(
         alpha=spec.width, include_top=False, weights=weights, input_shape=(image_size, image_size, 3), **extra)
 
 
@@ -33,6 +31,7 @@ register(BackboneSpec(
     normalization=MINUS_ONE_TO_ONE,
     width=1.0,
     weights_file="mobilenet_v2_1.0_imagenet_no_top.weights.h5",
+    weights_source=WeightsSource(KERAS_APPLICATIONS, "MobileNetV2"),
     blocks=(
         ("stem", None),
         ("layer1", "block_1_expand"),
@@ -56,6 +55,7 @@ register(BackboneSpec(
     normalization=IDENTITY,  # the backbone rescales 0..255 itself
     width=0.75,
     weights_file="mobilenet_v3_small_0.75_imagenet_no_top.weights.h5",
+    weights_source=WeightsSource(KERAS_APPLICATIONS, "MobileNetV3Small"),
     blocks=(
         ("stem", None),
         ("layer1", "expanded_conv_depthwise_pad"),
@@ -79,6 +79,7 @@ register(BackboneSpec(
     normalization=IDENTITY,
     width=1.0,
     weights_file="mobilenet_v3_large_1.0_imagenet_no_top.weights.h5",
+    weights_source=WeightsSource(KERAS_APPLICATIONS, "MobileNetV3Large"),
     blocks=(
         ("stem", None),
         ("layer1", "expanded_conv_1_expand"),

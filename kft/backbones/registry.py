@@ -47,6 +47,25 @@ MINUS_ONE_TO_ONE = Normalization((1 / 127.5,) * 3, (-1.0,) * 3)
 IMAGENET_MEAN_STD = Normalization.mean_std((0.485, 0.456, 0.406), (0.229, 0.224, 0.225))
 
 
+KERAS_APPLICATIONS = "keras.applications"
+TORCHVISION = "torchvision"
+
+
+@dataclass(frozen=True)
+class WeightsSource:
+    """Where a backbone's ImageNet weights come from when they are not on disk (timm's
+    ``pretrained_cfg``, in short): ``keras.applications`` (``model`` is the class name, e.g.
+    ``MobileNetV2``) or ``torchvision`` (``model`` is the checkpoint, e.g. ``resnet18``).
+    A torchvision backbone also reads torchvision/timm state-dict files."""
+
+    kind: str
+    model: str
+
+    def __post_init__(self):
+        if self.kind not in (KERAS_APPLICATIONS, TORCHVISION):
+            raise ValueError(f"unknown weights source {self.kind!r}")
+
+
 @dataclass(frozen=True)
 class BackboneSpec:
     name: str
@@ -56,7 +75,13 @@ class BackboneSpec:
     blocks: tuple[tuple[str, str | None], ...]  # (block name, its first layer; None: the input), in order
     width: float | None = None  # width multiplier, where the architecture has one
     weights_file: str | None = None  # file name looked up in KFT_WEIGHTS_DIR
+    weights_source: WeightsSource | None = None  # where ``--weights imagenet`` downloads from
     block_doc: dict[str, str] = field(default_factory=dict)  # what each block holds, for humans
+
+    @property
+    def reads_state_dicts(self) -> bool:
+        """Whether ``--weights FILE`` may be a torchvision/timm state dict (.safetensors/.npz/.pth)."""
+        return self.weights_source is not None and self.weights_source.kind == TORCHVISION
 
     @property
     def block_names(self) -> tuple[str, ...]:
@@ -72,12 +97,14 @@ _REGISTRY: dict[str, BackboneSpec] = {}
 
 
 def register(spec: BackboneSpec) -> BackboneSpec:
+    """Add ``spec`` under its name; a name that is taken is an error, never a silent overwrite."""
+    if spec.name in _REGISTRY:
+        raise ValueError(f"backbone {spec.name!r} is already registered")
     _REGISTRY[spec.name] = spec
     return spec
 
 
 def get(name: str) -> BackboneSpec:
-    _load_builtin()
     try:
         return _REGISTRY[name]
     except KeyError:
@@ -85,7 +112,6 @@ def get(name: str) -> BackboneSpec:
 
 
 def names() -> list[str]:
-    _load_builtin()
     return list(_REGISTRY)
 
 
@@ -122,7 +148,7 @@ def block_input(spec: BackboneSpec, backbone, block: str):
     return backbone.input if first is None else backbone.get_layer(first).input
 
 
-def _load_builtin() -> None:
-    if not _REGISTRY:
-        importlib.import_module("kft.backbones.mobilenet")
-        importlib.import_module("kft.backbones.resnet_specs")
+# The built-in backbones register themselves on import; importing them here makes the
+# registry complete whichever module is imported first. (They import this module's
+# names above, which exist by now.)
+from kft.backbones import mobilenet as _mobilenet, resnet_specs as _resnet_specs  # noqa: E402,F401

@@ -7,7 +7,7 @@ in front of its first conv, which Keras orders before ``layerN.0.conv1`` and
 the shortcut (see ``kft.backbones.resnet``); it reads the block's input tensor.
 """
 
-from kft.backbones.registry import IMAGENET_MEAN_STD, BackboneSpec, register
+from kft.backbones.registry import IMAGENET_MEAN_STD, TORCHVISION, BackboneSpec, WeightsSource, register
 
 _RESNET_BLOCKS = (
     ("stem", None),
@@ -31,6 +31,7 @@ for _depth in (18, 34):
         builder=f"kft.backbones.resnet:build_resnet{_depth}",
         normalization=IMAGENET_MEAN_STD,
         weights_file=f"resnet{_depth}_imagenet_no_top.weights.h5",
+        weights_source=WeightsSource(TORCHVISION, f"resnet{_depth}"),
         blocks=_RESNET_BLOCKS,
         block_doc=_RESNET_DOC,
     ))

@@ -31,8 +31,8 @@ from kft.errors import KftError, one_of
 
 # timm's copies of torchvision's original ImageNet weights (IMAGENET1K_V1), as safetensors.
 IMAGENET_URLS = {
-    18: "https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors",
-    34: "https://huggingface.co/timm/resnet34.tv_in1k/resolve/main/model.safetensors",
+    "resnet18": "https://huggingface.co/timm/resnet18.tv_in1k/resolve/main/model.safetensors",
+    "resnet34": "https://huggingface.co/timm/resnet34.tv_in1k/resolve/main/model.safetensors",
 }
 STRIP_PREFIXES = ("module.", "model.")
 IGNORED_PREFIXES = ("fc.",)
@@ -118,32 +118,34 @@ def assign_state_dict(model, state_dict) -> None:
         layer.set_weights(arrays)
 
 
-def convert_checkpoint(depth: int, src, dest) -> Path:
-    """Read a torchvision-style ResNet checkpoint and save it as Keras ``.weights.h5`` (atomically)."""
+def convert_checkpoint(checkpoint: str, src, dest) -> Path:
+    """Read a torchvision-style checkpoint (``resnet18``/``resnet34``) and save it as Keras
+    ``.weights.h5`` (atomically)."""
     from kft.backbones import registry
 
-    if depth not in IMAGENET_URLS:
-        raise one_of("ResNet depth", depth, IMAGENET_URLS)
-    model = registry.get(f"resnet{depth}").build(64)  # weights do not depend on the image size
+    if checkpoint not in IMAGENET_URLS:
+        raise one_of("torchvision checkpoint", checkpoint, IMAGENET_URLS)
+    model = registry.get(checkpoint).build(64)  # weights do not depend on the image size
     assign_state_dict(model, read_state_dict(src))
     with atomic_path(dest) as tmp:
         model.save_weights(tmp)
     return Path(dest)
 
 
-def download_imagenet(depth: int, dest) -> Path:
-    """Download torchvision's ImageNet ResNet-``depth`` weights; save ``resnet{depth}_imagenet_no_top.weights.h5``.
+def download_imagenet(checkpoint: str, dest) -> Path:
+    """Download torchvision's ImageNet weights for ``checkpoint`` (``resnet18``/``resnet34``);
+    save ``<checkpoint>_imagenet_no_top.weights.h5``.
 
     Fetches timm's safetensors copy (needs only ``safetensors``, no torch) into
     ``dest`` and converts it; returns the path of the saved Keras weights.
     """
-    if depth not in IMAGENET_URLS:
-        raise one_of("ResNet depth", depth, IMAGENET_URLS)
-    url = IMAGENET_URLS[depth]
+    if checkpoint not in IMAGENET_URLS:
+        raise one_of("torchvision checkpoint", checkpoint, IMAGENET_URLS)
+    url = IMAGENET_URLS[checkpoint]
     dest = Path(dest)
-    out = dest / f"resnet{depth}_imagenet_no_top.weights.h5"
+    out = dest / f"{checkpoint}_imagenet_no_top.weights.h5"
     dest.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".resnet{depth}.", suffix=".safetensors", dir=dest)
+    fd, tmp = tempfile.mkstemp(prefix=f".{checkpoint}.", suffix=".safetensors", dir=dest)
     os.close(fd)
     try:
         try:
@@ -154,7 +156,7 @@ def download_imagenet(depth: int, dest) -> Path:
                 f"could not download {url} ({getattr(e, 'reason', e)}); to work offline, put "
                 f"{out.name} (saved by kft on a machine with internet) in the folder named by "
                 f"KFT_WEIGHTS_DIR, or give that model.safetensors file as the weights path") from None
-        return convert_checkpoint(depth, tmp, out)
+        return convert_checkpoint(checkpoint, tmp, out)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)

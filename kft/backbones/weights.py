@@ -17,7 +17,7 @@ import re
 import warnings
 from pathlib import Path
 
-from kft.backbones.registry import BackboneSpec
+from kft.backbones.registry import TORCHVISION, BackboneSpec
 from kft.errors import KftError
 
 CACHE_DIR = Path(os.environ.get("KFT_CACHE_DIR", Path.home() / ".cache" / "kft")) / "weights"
@@ -56,15 +56,15 @@ def load_weights_file(spec: BackboneSpec, backbone, path: Path) -> None:
     """Load a Keras ``.weights.h5`` or (ResNets) a torchvision/timm state dict."""
     path = Path(path)
     if path.suffix in STATE_DICT_SUFFIXES:
-        if not spec.name.startswith("resnet"):
-            raise KftError(f"{path}: state-dict files are supported for ResNets only, not {spec.name}")
+        if not spec.reads_state_dicts:
+            raise KftError(f"{path}: state-dict files are supported for torchvision backbones only, not {spec.name}")
         from kft.backbones.torch_weights import assign_state_dict, read_state_dict
 
         assign_state_dict(backbone, read_state_dict(path))
         return
     if not path.name.endswith(".h5"):
         raise KftError(f"{path}: unsupported weights file; use a Keras .weights.h5 file"
-                       + (" or a .safetensors/.npz/.pth state dict" if spec.name.startswith("resnet") else ""))
+                       + (" or a .safetensors/.npz/.pth state dict" if spec.reads_state_dicts else ""))
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -87,12 +87,15 @@ def _first_mismatch(message: str) -> str:
 
 def _download(spec: BackboneSpec, image_size: int) -> Path:
     """Fetch ImageNet weights into the cache; a clear error when offline."""
+    source = spec.weights_source
+    if source is None or not spec.weights_file:
+        raise KftError(f"{spec.name} has no ImageNet weights source; give --weights FILE or --weights none")
     dest = CACHE_DIR / spec.weights_file
     try:
-        if spec.name.startswith("resnet"):
+        if source.kind == TORCHVISION:
             from kft.backbones.torch_weights import download_imagenet
 
-            return download_imagenet(int(spec.name.removeprefix("resnet")), CACHE_DIR)
+            return download_imagenet(source.model, CACHE_DIR)
         from kft.atomic import atomic_path
 
         with warnings.catch_warnings():
