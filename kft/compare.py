@@ -164,7 +164,7 @@ def plan_jobs(settings: CompareSettings) -> list[Job]:
     Order: samples per class, then seed, then backbone, then strategy, so an
     interrupted compare already holds complete paired sets for its first seeds.
     """
-    from kft.cli_train import resolve_plan
+    from kft.config import resolve_plan
 
     plans = {}
     for b in settings.backbones:

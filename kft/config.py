@@ -172,3 +172,20 @@ def with_overrides(plan: Plan, **overrides) -> Plan:
     if max_epochs is not None:
         plan.stages = [dataclasses.replace(s, max_epochs=min(s.max_epochs, max_epochs)) for s in plan.stages]
     return validate(plan)
+
+
+def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, **overrides) -> Plan:
+    """A shipped ``strategy`` plan or the ``config_path`` YAML, with the given overrides applied."""
+    if config_path and strategy:
+        raise KftError("give either --strategy or --config, not both")
+    if config_path:
+        plan = load_plan(config_path)
+        if plan.backbone != backbone:
+            raise KftError(f"{config_path} is a plan for {plan.backbone!r}, not {backbone!r}")
+    else:
+        plan = strategy_plan(backbone, strategy or DEFAULT_STRATEGY)
+    for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs"):
+        v = overrides.get(key)
+        if v is not None and v <= 0:
+            raise KftError(f"--{key.replace('_', '-')} must be positive, got {v}")
+    return with_overrides(plan, **overrides)

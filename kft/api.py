@@ -1,0 +1,103 @@
+"""kft's Python API, for notebooks and scripts: the same steps the CLI runs.
+
+    from kft import api
+
+    run = api.train("mobilenet_v2", seed=0)                 # -> runs/<name>/ (a Path)
+    print(api.evaluate(run)["accuracy"])
+    result = api.export(run, quantize="float32,int8")       # -> export/<name>/model_*.tflite
+    for r in api.predict(result.out_dir / "model_int8.tflite", ["photos/"]):
+        print(r["image"], r["top_k"][0])
+
+(``kft.train``, ``kft.export`` ... are the modules that do the work; this module is
+the stable surface over them.) Every function raises ``kft.errors.KftError`` (one
+readable line) for a user mistake. Importing it does not import TensorFlow; each
+call imports what it needs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+def plan(backbone: str, strategy: str | None = None, config: str | Path | None = None, **overrides):
+    """The training plan: a shipped ``strategy`` (default ``two_stage``) or a ``config`` YAML
+    file, with ``overrides`` (``samples_per_class``, ``image_size``, ``max_epochs`` ...) applied."""
+    from kft.config import resolve_plan
+
+    return resolve_plan(backbone, strategy, config, **overrides)
+
+
+def train(backbone: str, *, strategy: str | None = None, config: str | Path | None = None, seed: int = 0,
+          weights: str = "imagenet", data_dir=None, data=None, limit_test: int | None = None, out=None,
+          log=print, **overrides) -> Path:
+    """Fine-tune ``backbone`` in stages; returns the finished run folder.
+
+    ``data``: a folder with one sub-folder per class (default: few-shot CIFAR-10 from
+    ``data_dir`` or ``$KFT_DATA_DIR``). ``overrides`` go to :func:`plan`.
+    """
+    from kft.errors import KftError
+    from kft.train import train as train_plan
+
+    if data_dir and data:
+        raise KftError("give either --data-dir (CIFAR-10) or --data (a folder dataset), not both")
+    if limit_test is not None and limit_test <= 0:
+        raise KftError(f"--limit-test must be positive, got {limit_test}")
+    p = plan(backbone, strategy, config, **overrides)
+    counts = (overrides.get("samples_per_class"), overrides.get("val_per_class"))
+    return train_plan(p, seed=seed, weights=weights, data_dir=data_dir, folder=data, folder_counts=counts,
+                      limit_test=limit_test, out=out, log=log)
+
+
+def resume(run: str | Path, *, log=print) -> Path:
+    """Continue an interrupted run folder; returns it when finished."""
+    from kft.train import resume as resume_run
+
+    return resume_run(run, log=log)
+
+
+def evaluate(target: str | Path, *, limit_test: int | None = None, data_dir=None) -> dict:
+    """Test accuracy of a run folder (its own test set) or a ``.keras`` file (CIFAR-10):
+    ``{"accuracy", "per_class_accuracy", "confusion_matrix", "n", "class_names"}``."""
+    from kft import runs
+    from kft.errors import KftError
+    from kft.evaluate import evaluate_model
+
+    path = Path(target)
+    if path.is_dir():
+        run = runs.load_run(path)
+        if data_dir:
+            run.split["load_args"]["data_dir"] = str(data_dir)
+        model = runs.load_model(run.model_path)
+        x, y = run.test_set(limit_test)
+        names = run.class_names
+    else:
+        from kft.data import load_few_shot
+
+        model = runs.load_model(path)
+        data = load_few_shot(data_dir=data_dir, samples_per_class=1, val_per_class=1, seed=0, limit_test=limit_test)
+        x, y, names = data.test.x, data.test.y, data.class_names
+        if model.outputs[0].shape[-1] != len(names):
+            raise KftError(f"{path} has {model.outputs[0].shape[-1]} outputs; CIFAR-10 has {len(names)} classes")
+    return {**evaluate_model(model, x, y, len(names), desc=f"scoring {len(y)} test images"), "class_names": names}
+
+
+def export(source: str | Path, *, quantize: str = "all", int8_io: bool = False, out=None, **options):
+    """Export a run folder or ``.keras`` file to TFLite; returns ``ExportResult(out_dir, files, report)``.
+    ``options`` are those of ``kft.export.export_run`` (``calibration_samples``, ``limit_test`` ...)."""
+    from kft.export import export_run
+
+    return export_run(source, quantize, int8_io, out_dir=out, **options)
+
+
+def predict(model: str | Path, images, *, top_k: int = 3, num_threads: int | None = None) -> list[dict]:
+    """Classify image files or folders with a ``.tflite`` (no TensorFlow), ``.keras`` or run folder:
+    one ``{"image", "top_k": [{"label", "probability"}]}`` (or ``{"image", "error"}``) per image."""
+    from kft.errors import KftError
+    from kft.images import expand_image_paths
+    from kft.predict import classify_files, open_model
+
+    if top_k < 1:
+        raise KftError(f"--top-k must be at least 1, got {top_k}")
+    paths = expand_image_paths([images] if isinstance(images, (str, Path)) else images)
+    clf = open_model(model, num_threads=num_threads)
+    return classify_files(clf, paths, min(top_k, len(clf.labels)))
