@@ -142,7 +142,8 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
 
     if num_threads is None:
         num_threads = os.cpu_count() or 1
-    keras_logits = predict_logits(model, test_images) if test_images is not None else None
+    keras_logits = predict_logits(model, test_images, desc="scoring the Keras model") if test_images is not None \
+        else None
     model_file = Path(model_file) if model_file else None
     rows = [report.keras_row(keras_logits, test_labels, str(model_file) if model_file else None,
                              model_file.stat().st_size if model_file and model_file.is_file() else None)]

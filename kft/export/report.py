@@ -61,7 +61,7 @@ def variant_row(name: str, tflite: bytes, file: str, convert_seconds: float, is_
            "output": _io(clf.output_dtype, clf.output_quantization) + " probabilities"}
     if test_images is None or len(test_images) == 0:
         return row
-    probs = clf.classify(test_images)
+    probs = classify_with_progress(clf, test_images, f"scoring {file}")
     row["accuracy"] = _accuracy(probs, labels)
     if keras_logits is not None:
         row["top1_agreement"] = float((probs.argmax(1) == keras_logits.argmax(1)).mean())
@@ -70,6 +70,18 @@ def variant_row(name: str, tflite: bytes, file: str, convert_seconds: float, is_
         if is_float:
             row["max_abs_logit_diff"], row["logit_samples_excluded"] = max_logit_difference(probs, keras_logits)
     return row
+
+
+def classify_with_progress(clf, images: np.ndarray, desc: str, chunk: int = 256) -> np.ndarray:
+    """``clf.classify(images)`` in chunks, with a progress display (10,000 images take minutes)."""
+    from kft.progress import progress
+
+    out = []
+    with progress(desc, total=len(images), unit="img") as bar:
+        for i in range(0, len(images), chunk):
+            out.append(clf.classify(images[i:i + chunk]))
+            bar.update(len(out[-1]))
+    return np.concatenate(out)
 
 
 def format_markdown(report: dict) -> str:
