@@ -24,6 +24,7 @@ _NATIVE_LOG = re.compile(rb"^[IWEF]\d{4} \d\d:\d\d:\d+\.\d+\s+\d+ [^ \]]+:\d+\] 
 _NATIVE_NOTICES = (
     b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
 )
+_TFLITE_INFO = b"INFO: "  # LiteRT's own info lines ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
 
 _installed = False
 
@@ -33,7 +34,7 @@ def is_native_log(line: bytes) -> bool:
     line = line.rstrip(b"\r\n")
     if line.startswith(b"F"):  # FATAL: the process is about to abort; say why
         return False
-    return bool(_NATIVE_LOG.match(line)) or line in _NATIVE_NOTICES
+    return bool(_NATIVE_LOG.match(line)) or line in _NATIVE_NOTICES or line.startswith(_TFLITE_INFO)
 
 
 def hide_native_logs() -> None:

@@ -2,6 +2,7 @@ import os
 from types import SimpleNamespace
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+os.environ.setdefault("KFT_PROGRESS", "off")  # progress lines would land in the stderr tests compare (test_progress turns it on)
 
 import numpy as np
 import pytest

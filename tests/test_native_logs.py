@@ -12,6 +12,7 @@ def test_recognises_tensorflow_log_lines_only():
     assert is_native_log(b"E0000 00:00:1795896473.757420    2648 util.cc:131] oneDNN supports DT_HALF only\n")
     assert is_native_log(b"W1128 20:15:03.123456   77 cpu_feature_guard.cc:227] This TensorFlow binary\n")
     assert is_native_log(b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
+    assert is_native_log(b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
     assert not is_native_log(b"F0000 00:00:1.0  1 check.cc:12] Check failed: x\n")  # fatal: the user must see it
     assert not is_native_log(b"error: photos/cat.jpg: not an image\n")
     assert not is_native_log(b"Traceback (most recent call last):\n")

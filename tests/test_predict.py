@@ -165,6 +165,7 @@ def test_predict_on_tflite_never_imports_tensorflow(tmp_path):
     assert out.returncode == 1, out.stderr
     assert "LOADED []" in out.stdout
     assert str(paths[0]) in out.stdout and str(paths[1]) in out.stdout
+    assert len(out.stderr.splitlines()) == 1, repr(out.stderr)
     (line,) = out.stderr.splitlines()  # no runtime INFO chatter, no traceback
     assert line.startswith(f"error: {bad}: ")
 

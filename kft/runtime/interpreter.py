@@ -75,13 +75,13 @@ def _without_native_info_lines():
     """Drop the runtime's C++ ``INFO:`` lines (``Created TensorFlow Lite XNNPACK
     delegate for CPU``) from file descriptor 2, so a command's stderr holds only
     its own messages; anything else the runtime prints there is passed on."""
+    fd = 2  # where the C++ runtime writes, whatever Python's sys.stderr is bound to now
     try:
-        fd = sys.stderr.fileno()
-    except (AttributeError, OSError, ValueError):  # stderr replaced (pytest, IDEs): leave it alone
+        sys.stderr.flush()
+        saved = os.dup(fd)
+    except (OSError, ValueError):  # no fd 2 (a daemon): nothing to filter
         yield
         return
-    sys.stderr.flush()
-    saved = os.dup(fd)
     with tempfile.TemporaryFile() as capture:
         os.dup2(capture.fileno(), fd)
         try:
