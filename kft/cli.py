@@ -85,14 +85,17 @@ def evaluate(target, limit_test, data_dir, json_path):
 @click.option("--limit-test", type=int, help="Score on a stratified N-image subset of the test set.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: the run's, or $KFT_DATA_DIR).")
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default export/<run-name>).")
-def export(source, tflite, quantize, int8_io, calibration_samples, limit_test, data_dir, out):
+@click.option("--input-size", type=int, help="Square input the .tflite declares, reduced in the model to the "
+              "training resolution by a box filter (default: smallest multiple of it >= 224, e.g. 224 for CIFAR-10).")
+def export(source, tflite, quantize, int8_io, calibration_samples, limit_test, data_dir, out, input_size):
     """Export a run folder (or .keras model) to TFLite with metadata and a fidelity report."""
     if not tflite:
         raise KftError("choose an export format: --tflite")
-    from kft.export import export_run
+    from kft import api
 
-    result = export_run(source, quantize, int8_io, calibration_samples, out, limit_test=limit_test,
-                        data_dir=data_dir, log=click.echo)
+    result = api.export(source, quantize=quantize, int8_io=int8_io, out=out,
+                        calibration_samples=calibration_samples, limit_test=limit_test, data_dir=data_dir,
+                        input_size=input_size, log=click.echo)
     click.echo((result.out_dir / "export_report.md").read_text())
     click.echo(f"exported to {result.out_dir}")
 

@@ -20,11 +20,21 @@ from kft.errors import KftError
 
 
 class KerasClassifier:
-    """A Keras classifier with the runtime Classifier's interface (probabilities out)."""
+    """A Keras classifier with the runtime Classifier's interface (probabilities out).
+
+    It takes images the way the exported .tflite does (``kft.export.convert``): at
+    the declared input size, box-filtered down to the training resolution, so
+    ``kft predict`` gives the same answer for a run folder and its export.
+    """
 
     def __init__(self, model, labels: list[str] | None):
+        from kft.export.convert import box_factor, default_input_size
+
         self.model = model
-        self.input_size = tuple(int(d) for d in model.inputs[0].shape[1:3])
+        self.train_size = int(model.inputs[0].shape[1])
+        n = default_input_size(self.train_size)
+        self.input_size = (n, n)
+        self._k = box_factor(n, self.train_size)
         n = int(model.outputs[0].shape[-1])
         self.labels = list(labels) if labels else [str(i) for i in range(n)]
         if len(self.labels) != n:
@@ -49,7 +59,14 @@ class KerasClassifier:
 
         images = np.asarray(images)
         single = images.ndim == 3
-        logits = predict_logits(self.model, images[None] if single else images).astype(np.float64)
+        batch = images[None] if single else images
+        if batch.shape[1:3] != self.input_size:
+            from kft.images import resize
+
+            batch = np.stack([resize(np.asarray(img, np.uint8), self.input_size) for img in batch])
+        r, k = self.train_size, self._k  # the .tflite's box filter, in numpy
+        x = batch.astype(np.float32).reshape(len(batch), r, k, r, k, 3).mean(axis=(2, 4))
+        logits = predict_logits(self.model, x).astype(np.float64)
         e = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs = (e / e.sum(axis=-1, keepdims=True)).astype(np.float32)
         return probs[0] if single else probs

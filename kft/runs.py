@@ -127,6 +127,11 @@ class Run:
     def train_images(self):
         return self._data().train.x
 
+    def val_set(self):
+        """The run's validation split (what selected its epochs): the held-out data of a folder run."""
+        val = self._data().val
+        return val.x, val.y
+
     def test_set(self, limit: int | None = None):
         test = self._data(limit).test
         if test is None:

@@ -45,7 +45,7 @@ def test_float32_matches_keras_to_float_precision():
     row, path = _variant(exported(), "float32")
     probs, inp, out = run_tflite(path, t.test_x)
     assert inp["name"] == "image" and out["name"] == "probabilities"
-    assert inp["dtype"] == np.float32 and tuple(inp["shape"]) == (1, 32, 32, 3)
+    assert inp["dtype"] == np.float32 and tuple(inp["shape"]) == (1, 224, 224, 3)  # 32 px x 7, box-filtered
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=1e-5)
     ref = keras_logits(t.test_x)
     diff = np.abs(_centred(np.log(probs.astype(np.float64))) - _centred(ref)).max()
@@ -152,7 +152,8 @@ def test_mediapipe_image_classifier_loads_the_file_alone(name, int8_io):
     options = vision.ImageClassifierOptions(base_options=BaseOptions(model_asset_path=str(path)), max_results=3)
     with vision.ImageClassifier.create_from_options(options) as classifier:
         for img, probs, is_clear in zip(t.test_x, ours, clear):
-            result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(img)))
+            big = img.repeat(7, axis=0).repeat(7, axis=1)  # as run_tflite shows it: no resampling by either
+            result = classifier.classify(mp.Image(image_format=mp.ImageFormat.SRGB, data=np.ascontiguousarray(big)))
             categories = result.classifications[0].categories
             assert sorted(c.index for c in categories) == [0, 1, 2]
             for c in categories:
@@ -183,7 +184,7 @@ def test_failed_export_leaves_no_model_files(tmp_path, monkeypatch):
 
     tflite = plain_float32()
 
-    def failing(model, quant):
+    def failing(model, quant, input_size=None):
         if quant.name == "dynamic":
             raise RuntimeError("converter crashed")
         return tflite
@@ -203,7 +204,7 @@ def test_failed_write_leaves_no_temporary_files(tmp_path, monkeypatch):
     from kft.export import export_model
 
     tflite = plain_float32()
-    monkeypatch.setattr(convert_module, "convert", lambda model, quant: tflite)
+    monkeypatch.setattr(convert_module, "convert", lambda model, quant, input_size=None: tflite)
     real_fsync, calls = atomic._fsync_file, []
 
     def disk_full(path):
@@ -258,10 +259,14 @@ def test_kft_export_of_a_run_folder_via_the_cli(tmp_path, monkeypatch, capsys):
     assert sorted(p.name for p in out.iterdir()) == ["export_report.json", "export_report.md", "labels.txt",
                                                     "model_float32.tflite", "model_int8.tflite"]
     report = json.loads((out / "export_report.json").read_text())
-    assert report["calibration_images"] == 5 and report["test_images"] == 0
+    # A folder dataset has no test set: the variants are scored on the run's validation split.
+    assert report["calibration_images"] == 5 and report["test_images"] == 3  # 4 per class, ~20% each held out
+    assert report["scored_on"].startswith("the run's validation split (3 images")
     assert [r["variant"] for r in report["rows"]] == ["keras", "float32", "int8"]
-    assert all(r["accuracy"] is None for r in report["rows"])
-    assert f"exported to export/{run.name}" in capsys.readouterr().out
+    assert all(r["accuracy"] is not None for r in report["rows"])
+    assert report["rows"][1]["top1_agreement"] == 1.0 or report["rows"][1]["max_abs_logit_diff"] < 1e-3
+    printed = capsys.readouterr().out
+    assert f"exported to export/{run.name}" in printed and "validation split" in printed
 
 
 def test_export_without_format_flag_is_a_user_error(capsys):

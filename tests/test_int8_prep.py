@@ -114,7 +114,7 @@ def test_normalization_is_folded_into_the_first_conv():
     Conv1 pads (grey 128 instead of 127.5)."""
     import keras
 
-    from kft.export.convert import QuantizationConfig, convert
+    from kft.export.convert import QuantizationConfig, convert, to_input_size
     from kft.export.int8_prep import fold_normalization, prepare_for_int8
 
     model, images = _tiny_mobilenet_v2()
@@ -136,7 +136,7 @@ def test_normalization_is_folded_into_the_first_conv():
     assert np.abs(a - b).max() < 0.02 * np.abs(a).max()
 
     def ops_before_first_conv(prepare):
-        ops = _op_names(convert(model, QuantizationConfig.for_int8(images, prepare=prepare)))
+        ops = _op_names(convert(model, QuantizationConfig.for_int8(images, prepare=prepare), input_size=16))
         return ops[:ops.index("CONV_2D")]
 
     assert ops_before_first_conv(True) == ["QUANTIZE", "RESIZE_BILINEAR", "ADD"]
@@ -152,7 +152,7 @@ def test_int8_mobilenet_v2_with_imagenet_weights_tracks_keras():
 
     from kft.data import load_few_shot
     from kft.evaluate import predict_logits
-    from kft.export.convert import QuantizationConfig, convert
+    from kft.export.convert import QuantizationConfig, convert, to_input_size
     from kft.export.int8_prep import fold_normalization
     from kft.model import build_classifier
     from kft.runtime import Classifier
@@ -173,6 +173,6 @@ def test_int8_mobilenet_v2_with_imagenet_weights_tracks_keras():
     assert np.abs(predict_logits(folded, data.test.x) - logits).max() < 0.05
 
     tflite = convert(model, QuantizationConfig.for_int8(data.train.x[:100]))
-    pred = Classifier(tflite, num_threads=1).classify(data.test.x).argmax(1)
+    pred = Classifier(tflite, num_threads=1).classify(to_input_size(data.test.x, 224)).argmax(1)
     assert (pred == logits.argmax(1)).mean() >= 0.84
     assert (pred == data.test.y).mean() >= keras_acc - 0.02

@@ -20,11 +20,13 @@ def _tflite(name="float32", int8_io=False):
 
 
 def _good_images(tmp_path, n=3):
+    """One image of each class, saved at the exported model's 224-px input (each pixel 7x7),
+    so both the .tflite's box filter and the Keras model see exactly the 32-px image."""
     t = trained()
     paths = []
     for i in range(n):
         p = tmp_path / f"good{i}.png"
-        Image.fromarray(t.test_x[i * 10]).save(p)  # one image of each class
+        Image.fromarray(t.test_x[i * 10].repeat(7, axis=0).repeat(7, axis=1)).save(p)
         paths.append(p)
     return paths, t.test_x[[0, 10, 20][:n]]
 

@@ -22,16 +22,17 @@ def test_classifier_handles_every_variant(name, int8_io):
 
     t = trained()
     clf = Classifier(_path(name, int8_io), num_threads=1)
-    assert clf.input_size == (32, 32) and clf.labels == t.class_names
+    assert clf.input_size == (224, 224) and clf.labels == t.class_names  # 32 px x 7, box-filtered inside
     assert clf.input_dtype == (np.uint8 if int8_io else np.float32)
-    probs = clf.classify(t.test_x)
+    shown = t.test_x.repeat(7, axis=1).repeat(7, axis=2)  # each pixel 7x7: the box filter gives it back exactly
+    probs = clf.classify(shown)
     assert probs.shape == (len(t.test_x), 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.02)
     ref = keras_logits(t.test_x)
     clear = decisive(ref, 1e-3)  # near-ties may flip between runtimes and machines
     agreement = (probs.argmax(1) == ref.argmax(1))[clear].mean()
     assert agreement >= {"float32": 1.0, "float16": 0.95}.get(name, 0.8)
-    single = clf.classify(t.test_x[0])
+    single = clf.classify(shown[0])
     assert single.shape == (3,)
     np.testing.assert_array_equal(single, probs[0])
 
@@ -42,7 +43,7 @@ def test_classifier_resizes_other_sizes_like_kft_images():
 
     clf = Classifier(_path("float32"))
     big = np.random.default_rng(0).integers(0, 256, (80, 60, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(clf.classify(big), clf.classify(resize(big, (32, 32))))
+    np.testing.assert_array_equal(clf.classify(big), clf.classify(resize(big, (224, 224))))
 
 
 def test_labels_fall_back_to_a_file_beside_the_model_then_to_indices(tmp_path):

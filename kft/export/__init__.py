@@ -57,14 +57,17 @@ def default_out_dir(source: str | Path) -> Path:
 def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = False,
                calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, out_dir=None, test_images=None,
                test_labels=None, train_images=None, *, limit_test: int | None = None, data_dir=None,
-               num_threads: int | None = None, log=None) -> ExportResult:
+               num_threads: int | None = None, log=None, input_size: int | None = None) -> ExportResult:
     """Export a run folder or ``.keras`` file. Arrays given here win; otherwise a run
-    folder supplies training images (int8 calibration) and its test set via
-    ``kft.runs``. A bare ``.keras`` file uses ``labels.txt`` beside it if present."""
+    folder supplies training images (int8 calibration) and its held-out images via
+    ``kft.runs``: the test set, or for a folder-dataset run (no test set) its
+    validation split, which the report names. A bare ``.keras`` file uses
+    ``labels.txt`` beside it if present."""
     from kft import runs
     from kft.runtime.classifier import labels_beside
 
     quants = parse_quantizations(quantizations)
+    scored_on = "the test set"
     if calibration_samples is None or calibration_samples <= 0:
         raise KftError(f"--calibration-samples must be positive, got {calibration_samples}")
     path = Path(run_or_model_path)
@@ -95,7 +98,10 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
             _log(log, "loading training images for int8 calibration")
             train_images = run.train_images()
         if test_images is None and run.split.get("load_args", {}).get("folder"):
-            _log(log, "the run was trained on an image folder, which has no test set: no accuracy in the report")
+            _log(log, "the run was trained on an image folder, which has no test set: "
+                      "scoring on its validation split")
+            test_images, test_labels = run.val_set()
+            scored_on = f"the run's validation split ({len(test_labels)} images; a folder dataset has no test set)"
         elif test_images is None:
             _log(log, "loading the test set")
             test_images, test_labels = run.test_set(limit_test)
@@ -107,19 +113,29 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
     return export_model(model, class_names, quants, out_dir or default_out_dir(path), int8_io=int8_io,
                         calibration_samples=calibration_samples, train_images=train_images,
                         test_images=test_images, test_labels=test_labels, source=str(path),
-                        model_file=model_path, num_threads=num_threads, log=log)
+                        model_file=model_path, num_threads=num_threads, log=log, input_size=input_size,
+                        scored_on=scored_on)
 
 
 def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = False,
                  calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, train_images=None, test_images=None,
                  test_labels=None, source: str | None = None, model_file=None, num_threads=None,
-                 log=None, seed: int = 0) -> ExportResult:
+                 log=None, seed: int = 0, input_size: int | None = None,
+                 scored_on: str = "the test set") -> ExportResult:
     """Convert ``model`` to each quantization, add metadata, score, then write
-    ``model_<q>.tflite``, ``labels.txt``, ``export_report.json`` and ``.md`` into ``out_dir``."""
+    ``model_<q>.tflite``, ``labels.txt``, ``export_report.json`` and ``.md`` into ``out_dir``.
+
+    ``input_size``: the square input the .tflite declares (default
+    ``convert.default_input_size``: 224 for 32-px training images); the model
+    box-filters it down to its training resolution (see ``kft.export.convert``).
+    ``scored_on`` names the held-out images in the report."""
+    from functools import partial
+
     from kft import atomic
     from kft.evaluate import predict_logits
     from kft.export import metadata, report
-    from kft.export.convert import QuantizationConfig, convert
+    from kft.export.convert import (QuantizationConfig, box_factor, check_input_size, convert,
+                                    default_input_size, to_input_size)
 
     quants = parse_quantizations(quantizations)
     class_names = [str(c) for c in class_names]
@@ -136,7 +152,9 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         if train_images is None or len(train_images) == 0:
             raise KftError("int8 quantization needs training images for calibration")
         calibration = _calibration_subset(np.asarray(train_images), calibration_samples, seed)
-    size = tuple(int(d) for d in model.inputs[0].shape[1:3])
+    train_size = int(model.inputs[0].shape[1])
+    n = check_input_size(default_input_size(train_size) if input_size is None else input_size, train_size)
+    size = (n, n)
     meta = metadata.ClassifierMetadata(labels=tuple(class_names), image_size=size,
                                        name=model.name, version=source and Path(source).name or "")
 
@@ -152,18 +170,19 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         quant = QuantizationConfig.named(name, calibration, int8_io)
         _log(log, f"converting {name}")
         t0 = time.perf_counter()
-        tflite = metadata.attach(convert(model, quant), meta)
+        tflite = metadata.attach(convert(model, quant, n), meta)
         seconds = time.perf_counter() - t0
         file = f"model_{name}.tflite"
-        _log(log, f"scoring {file}")
         rows.append(report.variant_row(name, tflite, file, seconds, quant.is_float, test_images, test_labels,
-                                       keras_logits, num_threads=num_threads))
+                                       keras_logits, num_threads=num_threads,
+                                       prepare=partial(to_input_size, input_size=n)))
         outputs[file] = tflite
 
     out_dir = Path(out_dir)
     result = {
         "name": out_dir.name, "source": source or model.name, "class_names": class_names,
-        "input_size": list(size), "int8_io": bool(int8_io),
+        "input_size": list(size), "train_size": train_size, "box_filter": box_factor(n, train_size),
+        "int8_io": bool(int8_io), "scored_on": scored_on if test_images is not None else "nothing (no held-out data)",
         "test_images": 0 if test_images is None else int(len(test_images)),
         "calibration_images": 0 if calibration is None else int(len(calibration)),
         "rows": rows,

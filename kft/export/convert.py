@@ -19,11 +19,25 @@ CIFAR-10: 74.2% -> 78.0% against 78.2% in Keras).
 
 The exported graph takes raw RGB 0..255 (float32, or uint8 with ``int8_io``)
 and outputs class PROBABILITIES named ``probabilities``.
+
+Input contract: the graph declares an ``input_size`` x ``input_size`` image that
+clients naturally feed (default: the smallest multiple of the training
+resolution that is >= 224, e.g. 224 for CIFAR-10's 32 px; see
+``default_input_size``) and reduces it to the training resolution *inside* the
+graph with a k x k box filter (AVERAGE_POOL_2D, stride k; a bilinear resize to
+the nearest multiple first when the size is not one). Clients (MediaPipe's
+ImageClassifier, Android bitmap scaling, a browser canvas) shrink photos and
+camera frames without antialiasing; shrinking only to ~224 aliases little, and
+the box filter then averages k^2 samples per training pixel, so the model sees
+what kft's own antialiased resize gives it. Both ops run on XNNPACK and the GPU
+delegates. An image shown at k times its size (nearest-neighbour) comes out of
+the box filter exactly as it went in, which is how the export report scores
+CIFAR-10's 32-px test images.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -32,6 +46,41 @@ from kft.errors import KftError, one_of
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
 QUANTIZATIONS = ("float32", "float16", "dynamic", "int8")
+CLIENT_SIZE = 224  # what mobile image classifiers conventionally take
+
+
+def default_input_size(train_size: int) -> int:
+    """The smallest multiple of ``train_size`` that is at least ``CLIENT_SIZE`` (224 for 32 px)."""
+    return train_size * max(1, -(-CLIENT_SIZE // train_size))
+
+
+def box_factor(input_size: int, train_size: int) -> int:
+    """k of the k x k box filter from the declared input down to the training resolution."""
+    return max(1, round(input_size / train_size))
+
+
+def check_input_size(input_size: int, train_size: int) -> int:
+    if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)) or input_size < train_size:
+        raise KftError(f"--input-size must be a whole number of pixels >= the training resolution "
+                       f"({train_size}), got {input_size!r}")
+    if input_size > 4096:
+        raise KftError(f"--input-size {input_size} is larger than any camera frame needs (max 4096)")
+    return int(input_size)
+
+
+def to_input_size(images: np.ndarray, input_size: int) -> np.ndarray:
+    """Training-resolution images as the declared input sees them: each pixel repeated k x k
+    (exact through the box filter) when ``input_size`` is a multiple, else an antialiased resize."""
+    images = np.asarray(images)
+    train_size = images.shape[1]
+    if input_size == train_size:
+        return images
+    if input_size % train_size == 0:
+        k = input_size // train_size
+        return images.repeat(k, axis=1).repeat(k, axis=2)
+    from kft.images import resize
+
+    return np.stack([resize(np.asarray(img, np.uint8), (input_size, input_size)) for img in images])
 
 
 @dataclass(frozen=True)
@@ -114,19 +163,26 @@ class QuantizationConfig:
                 converter.inference_output_type = tf.uint8
 
 
-def convert(model, quant: QuantizationConfig) -> bytes:
+def convert(model, quant: QuantizationConfig, input_size: int | None = None) -> bytes:
     """Convert a kft classifier (logits out) to .tflite bytes (probabilities out).
 
-    ``model`` takes one float32 (None, S, S, 3) raw-RGB input. The result has a
-    ``[1, S, S, 3]`` input named ``image`` and a ``[1, C]`` output named
-    ``probabilities``; with ``quant.int8_io`` both are uint8 and the input byte
-    is the pixel value (scale 1, zero point 0).
+    ``model`` takes one float32 (None, S, S, 3) raw-RGB input at its training
+    resolution S. The result has a ``[1, N, N, 3]`` input named ``image``
+    (N = ``input_size``, default ``default_input_size(S)``; N = S gives the bare
+    model) reduced to S in the graph (module docstring), and a ``[1, C]`` output
+    named ``probabilities``; with ``quant.int8_io`` both are uint8 and the input
+    byte is the pixel value (scale 1, zero point 0). ``quant.representative_images``
+    are at S (they are brought to N here).
     """
     import tensorflow as tf
 
     from kft.export import tflite_model
 
     size = _input_size(model)
+    if size[0] != size[1]:
+        raise KftError(f"expected a square image input, the model has {size}")
+    train_size = size[0]
+    n = check_input_size(default_input_size(train_size) if input_size is None else input_size, train_size)
     if quant.name == "int8" and quant.prepare:
         from kft.export.int8_prep import prepare_for_int8
 
@@ -134,12 +190,20 @@ def convert(model, quant: QuantizationConfig) -> bytes:
     module = tf.Module()
     # Keras 3 variables wrap tf.Variables (``.value``); the converter needs the latter tracked.
     module.variables_ = [v.value for v in model.variables]
+    k = box_factor(n, train_size)
 
-    @tf.function(input_signature=[tf.TensorSpec([1, size[0], size[1], 3], tf.float32, name=INPUT_NAME)])
+    @tf.function(input_signature=[tf.TensorSpec([1, n, n, 3], tf.float32, name=INPUT_NAME)])
     def serve(image):
-        logits = model(image, training=False)
+        x = image
+        if n != k * train_size:
+            x = tf.image.resize(x, (k * train_size, k * train_size), method="bilinear")
+        if k > 1:
+            x = tf.nn.avg_pool2d(x, ksize=k, strides=k, padding="VALID")
+        logits = model(x, training=False)
         return {OUTPUT_NAME: tf.nn.softmax(tf.cast(logits, tf.float32), axis=-1)}
 
+    if quant.representative_images is not None and n != train_size:
+        quant = replace(quant, representative_images=to_input_size(quant.representative_images, n))
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], module)
     quant.apply(converter)
     buf = converter.convert()

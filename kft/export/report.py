@@ -49,8 +49,9 @@ def keras_row(logits: np.ndarray | None, labels: np.ndarray | None, file: str | 
 
 def variant_row(name: str, tflite: bytes, file: str, convert_seconds: float, is_float: bool,
                 test_images: np.ndarray | None, labels: np.ndarray | None, keras_logits: np.ndarray | None,
-                num_threads: int | None = None) -> dict:
-    """Score one exported variant through the TFLite interpreter."""
+                num_threads: int | None = None, prepare=None) -> dict:
+    """Score one exported variant through the TFLite interpreter; ``prepare`` maps a chunk of
+    held-out images to the variant's declared input (``convert.to_input_size``)."""
     from kft.runtime import Classifier
 
     clf = Classifier(tflite, num_threads=num_threads)
@@ -61,7 +62,7 @@ def variant_row(name: str, tflite: bytes, file: str, convert_seconds: float, is_
            "output": _io(clf.output_dtype, clf.output_quantization) + " probabilities"}
     if test_images is None or len(test_images) == 0:
         return row
-    probs = classify_with_progress(clf, test_images, f"scoring {file}")
+    probs = classify_with_progress(clf, test_images, f"scoring {file}", prepare=prepare)
     row["accuracy"] = _accuracy(probs, labels)
     if keras_logits is not None:
         row["top1_agreement"] = float((probs.argmax(1) == keras_logits.argmax(1)).mean())
@@ -72,14 +73,15 @@ def variant_row(name: str, tflite: bytes, file: str, convert_seconds: float, is_
     return row
 
 
-def classify_with_progress(clf, images: np.ndarray, desc: str, chunk: int = 256) -> np.ndarray:
-    """``clf.classify(images)`` in chunks, with a progress display (10,000 images take minutes)."""
+def classify_with_progress(clf, images: np.ndarray, desc: str, chunk: int = 256, prepare=None) -> np.ndarray:
+    """``clf.classify(prepare(images))`` in chunks, with a progress display (10,000 images take minutes)."""
     from kft.progress import progress
 
     out = []
     with progress(desc, total=len(images), unit="img") as bar:
         for i in range(0, len(images), chunk):
-            out.append(clf.classify(images[i:i + chunk]))
+            batch = images[i:i + chunk]
+            out.append(clf.classify(prepare(batch) if prepare else batch))
             bar.update(len(out[-1]))
     return np.concatenate(out)
 
@@ -91,7 +93,10 @@ def format_markdown(report: dict) -> str:
         "",
         f"- source: `{report['source']}`",
         f"- classes ({len(report['class_names'])}): {', '.join(report['class_names'])}",
-        f"- input: {report['input_size'][0]}x{report['input_size'][1]} RGB, raw pixels 0..255",
+        f"- input: {report['input_size'][0]}x{report['input_size'][1]} RGB, raw pixels 0..255"
+        + (f", reduced in the model to the training resolution {report['train_size']}x{report['train_size']} "
+           f"by a {report['box_filter']}x{report['box_filter']} box filter" if report.get("box_filter", 1) > 1 else ""),
+        f"- scored on: {report.get('scored_on', 'the test set')}",
         f"- test images: {report['test_images']}; int8 calibration images: {report['calibration_images']}"
         + ("; int8 model with uint8 input pixels and uint8 probabilities" if report["int8_io"] else ""),
         "",
