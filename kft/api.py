@@ -29,11 +29,12 @@ def plan(backbone: str, strategy: str | None = None, config: str | Path | None =
 
 def train(backbone: str, *, strategy: str | None = None, config: str | Path | None = None, seed: int = 0,
           weights: str = "imagenet", data_dir=None, data=None, limit_test: int | None = None, out=None,
-          log=print, **overrides) -> Path:
+          overwrite: bool = False, log=print, **overrides) -> Path:
     """Fine-tune ``backbone`` in stages; returns the finished run folder.
 
     ``data``: a folder with one sub-folder per class (default: few-shot CIFAR-10 from
-    ``data_dir`` or ``$KFT_DATA_DIR``). ``overrides`` go to :func:`plan`.
+    ``data_dir`` or ``$KFT_DATA_DIR``). ``out`` must be new or empty unless ``overwrite``
+    (which replaces a previous run there). ``overrides`` go to :func:`plan`.
     """
     from kft.errors import KftError
     from kft.train import train as train_plan
@@ -45,7 +46,7 @@ def train(backbone: str, *, strategy: str | None = None, config: str | Path | No
     p = plan(backbone, strategy, config, **overrides)
     counts = (overrides.get("samples_per_class"), overrides.get("val_per_class"))
     return train_plan(p, seed=seed, weights=weights, data_dir=data_dir, folder=data, folder_counts=counts,
-                      limit_test=limit_test, out=out, log=log)
+                      limit_test=limit_test, out=out, log=log, overwrite=overwrite)
 
 
 def resume(run: str | Path, *, log=print) -> Path:

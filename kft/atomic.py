@@ -29,9 +29,17 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     os.close(fd)
     os.unlink(tmp)  # writers create the file themselves
     try:
-        yield Path(tmp)
-        _fsync_file(tmp)
-        os.replace(tmp, path)
+        try:
+            yield Path(tmp)
+            _fsync_file(tmp)
+            os.replace(tmp, path)
+        except OSError as e:  # a full disk is a user's situation, not a crash: one line
+            from kft.runguard import disk_full_error
+
+            error = disk_full_error(path, e)
+            if error is None:
+                raise
+            raise error from None
         _fsync_dir(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):

@@ -34,8 +34,13 @@ def _load_arrays(path: Path) -> list[np.ndarray]:
 
 def save(run: Path, model, state: dict, best_weights=None, optimizer=None, rng=None) -> None:
     """Write one checkpoint; ``state`` is JSON-able (stage index, epoch, history ...)."""
+    from kft.runs import weight_bytes
+    from kft.runguard import ensure_space
+
     folder = Path(run) / FOLDER
     folder.mkdir(exist_ok=True)
+    extra = sum(int(np.asarray(a).nbytes) for arrays in (best_weights, optimizer, rng) for a in (arrays or []))
+    ensure_space(folder, weight_bytes(model) + extra)  # h5py segfaults on a full disk: check first
     old = load_state(run)
     serial = (old or {}).get("serial", 0) + 1
     files = {"model": f"model-{serial}.weights.h5"}

@@ -54,8 +54,9 @@ def backbones():
 @click.option("--cache-views", type=int, help="Augmented views per image in the cache.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<backbone>-<strategy>-<time>).")
 @click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
+@click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, image_size, seed, weights, data_dir,
-          folder, max_epochs, limit_test, cache, cache_views, out, resume):
+          folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
     options = dict(locals())
     from kft.cli_train import run_train
@@ -166,6 +167,14 @@ def main(argv=None) -> None:
         cli.main(args=argv, standalone_mode=False)
     except KftError as e:
         click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:  # a full disk met outside kft.atomic's writers is still the user's situation
+        from kft.runguard import disk_full_error
+
+        error = disk_full_error(e.filename or "a file", e)
+        if error is None:
+            raise
+        click.echo(f"error: {error}", err=True)
         sys.exit(2)
     except click.exceptions.Abort:
         click.echo("aborted", err=True)

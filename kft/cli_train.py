@@ -9,7 +9,7 @@ from kft.errors import KftError
 
 
 def run_train(backbone, strategy, config_path, samples_per_class, val_per_class, image_size, seed, weights,
-              data_dir, folder, max_epochs, limit_test, cache, cache_views, out, resume):
+              data_dir, folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite=False):
     from kft import api
 
     if resume:
@@ -20,7 +20,7 @@ def run_train(backbone, strategy, config_path, samples_per_class, val_per_class,
 
         raise KftError(f"name a backbone: kft train BACKBONE (one of: {', '.join(registry.names())})")
     run = api.train(backbone, strategy=strategy, config=config_path, seed=seed, weights=weights, data_dir=data_dir,
-                    data=folder, limit_test=limit_test, out=out, log=click.echo,
+                    data=folder, limit_test=limit_test, out=out, overwrite=overwrite, log=click.echo,
                     samples_per_class=samples_per_class, val_per_class=val_per_class, image_size=image_size,
                     cache=cache, cache_views=cache_views, max_epochs=max_epochs)
     click.echo(f"run folder: {run}")

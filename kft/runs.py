@@ -23,9 +23,21 @@ from kft.errors import KftError
 HISTORY_COLUMNS = ("epoch", "stage", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
 
-def new_run_dir(out: str | Path | None, backbone: str, strategy: str) -> Path:
-    """``out`` if given, else a fresh ``runs/<backbone>-<strategy>-<timestamp>``; checked writable."""
+def check_run_dir(out: str | Path | None, overwrite: bool = False) -> None:
+    """Before any work: ``out`` must be new or empty (or a run folder, with ``overwrite``)."""
+    if out:
+        from kft.runguard import check_new_run_folder
+
+        check_new_run_folder(out, overwrite, clear=False)
+
+
+def new_run_dir(out: str | Path | None, backbone: str, strategy: str, overwrite: bool = False) -> Path:
+    """``out`` if given, else a fresh ``runs/<backbone>-<strategy>-<timestamp>``; checked writable,
+    refused if it holds files (unless ``overwrite``), and locked for this process."""
+    from kft.runguard import check_new_run_folder, lock
+
     path = Path(out) if out else Path("runs") / f"{backbone}-{strategy}-{time.strftime('%Y%m%d-%H%M%S')}"
+    check_new_run_folder(path, overwrite)
     try:
         path.mkdir(parents=True, exist_ok=True)
         probe = path / ".write-test"
@@ -33,6 +45,7 @@ def new_run_dir(out: str | Path | None, backbone: str, strategy: str) -> Path:
         probe.unlink()
     except OSError as e:
         raise KftError(f"output folder {path} is not writable ({e.strerror})") from None
+    lock(path)
     return path
 
 
@@ -46,8 +59,18 @@ def write_labels(run: Path, class_names: list[str]) -> None:
     atomic.write_text(run / "labels.txt", "".join(f"{c}\n" for c in class_names))
 
 
+def weight_bytes(model) -> int:
+    """Bytes of the model's weights (what a weights file or .keras archive mostly holds)."""
+    import numpy as np
+
+    return int(sum(np.prod(v.shape) * np.dtype(v.dtype).itemsize for v in model.weights))
+
+
 def save_model(run: Path, model) -> Path:
+    from kft.runguard import ensure_space
+
     path = run / "model.keras"
+    ensure_space(path, weight_bytes(model))
     with atomic.atomic_path(path) as tmp:
         model.save(tmp)
     return path

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from kft import optim, pipeline
+from kft import killpoints, optim, pipeline
 from kft.augment import TRAIN_BATCHES, batch_seeds, make_augmenter
 from kft.cache import FeatureCache
 from kft.config import Plan, Stage
@@ -38,6 +38,15 @@ class StageResult:
     cached: bool
     cache_mb: float
     history: list[dict] = field(default_factory=list)
+
+
+def dropout_rng_variables(model) -> list:
+    """Seed-generator state of the dropout layer (augmentation is stateless, see kft.augment):
+    the only random state that carries from one epoch, or stage, to the next."""
+    import keras
+
+    dropout = model.get_layer("dropout")
+    return [g.state for g in vars(dropout).values() if isinstance(g, keras.random.SeedGenerator)]
 
 
 class StageTrainer:
@@ -141,10 +150,7 @@ class StageTrainer:
         return [v for g in self.groups for v in g.optimizer.variables]
 
     def rng_variables(self) -> list:
-        """Seed-generator state of the dropout layer (augmentation is stateless, see kft.augment)."""
-        import keras
-
-        return [g.state for g in vars(self.dropout).values() if isinstance(g, keras.random.SeedGenerator)]
+        return dropout_rng_variables(self.model)
 
     def fit(self, state: dict | None = None) -> StageResult:
         """Train until validation accuracy plateaus; leaves the best weights in the model.
@@ -169,6 +175,7 @@ class StageTrainer:
             best = self.validate()[1] if self.index > 0 else -1.0
             best_weights, wait, epoch0, history = [v.numpy() for v in self.train_vars], 0, 0, []
         epoch = epoch0
+        killpoints.reached(f"stage-start:{self.index}")
         for epoch in range(epoch0, stage.max_epochs):
             if wait >= stage.patience:
                 break
@@ -188,6 +195,7 @@ class StageTrainer:
             self.log(f"[{stage.name}] epoch {epoch + 1}/{stage.max_epochs}  loss {loss:.4f}  acc {acc:.4f}  "
                      f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
                      + ("" if wait else "  *"))
+            killpoints.reached(f"epoch-trained:{self.index}:{epoch}")
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, {"next_epoch": epoch + 1, "best_val_accuracy": best, "wait": wait,
                                          "best_weights": best_weights, "history": history,
@@ -200,7 +208,7 @@ class StageTrainer:
 
 def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None, folder=None,
           folder_counts: tuple[int | None, int | None] = (None, None), limit_test: int | None = None,
-          out=None, log=print):
+          out=None, log=print, overwrite: bool = False):
     """Run every stage of ``plan`` and leave a complete run directory; returns its path.
 
     Data: CIFAR-10 from ``data_dir``/``KFT_DATA_DIR`` (few-shot sampled with ``seed``)
@@ -211,8 +219,8 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
 
     from kft import runs
     from kft.data import load_few_shot
-    from kft.model import build_classifier
 
+    runs.check_run_dir(out, overwrite)  # before minutes of loading: a folder in use is refused at once
     spc, vpc = folder_counts if folder else (plan.samples_per_class, plan.val_per_class)
     load_args = dict(data_dir=str(data_dir) if data_dir else None, folder=str(folder) if folder else None,
                      samples_per_class=spc, val_per_class=vpc, seed=seed,
@@ -220,18 +228,28 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     data = load_few_shot(**load_args)
     for path, reason in getattr(data, "skipped", []):
         log(f"skipped {path}: {reason}")
-    keras.utils.set_random_seed(seed)
-    model = build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
-                             input_size=int(data.train.x.shape[1]), weights=weights, dropout=plan.dropout, seed=seed)
-    run = runs.new_run_dir(out, plan.backbone, plan.strategy)  # only once data and weights are known good
+    model = _initial_model(plan, data, seed, weights)
+    run = runs.new_run_dir(out, plan.backbone, plan.strategy, overwrite)  # once data and weights are known good
     runs.write_config(run, {**plan.to_dict(), "seed": seed, "weights": weights})
     runs.write_split(run, {"load_args": load_args, "class_names": data.class_names, **data.split})
     runs.write_labels(run, data.class_names)
     log(f"run {run}: {plan.backbone} / {plan.strategy}, {len(data.train.y)} train, {len(data.val.y)} val, "
         f"{0 if data.test is None else len(data.test.y)} test images, input {data.train.x.shape[1]} px "
         f"-> {plan.image_size} px, weights {weights}")
+    killpoints.reached("data-loaded")
     _execute(run, model, plan, data, seed, weights, {}, log)
     return run
+
+
+def _initial_model(plan: Plan, data, seed: int, weights: str):
+    """The classifier as a run starts: seeded head, backbone ``weights`` (imagenet/none/file)."""
+    import keras
+
+    from kft.model import build_classifier
+
+    keras.utils.set_random_seed(seed)
+    return build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
+                            input_size=int(data.train.x.shape[1]), weights=weights, dropout=plan.dropout, seed=seed)
 
 
 def resume(run_dir, log=print):
@@ -241,17 +259,22 @@ def resume(run_dir, log=print):
     from kft.data import load_few_shot
     from kft.errors import KftError
     from kft.model import build_classifier
+    from kft.runguard import lock
 
     run = runs.load_run(run_dir)
+    lock(run.path)
     if (run.path / "metrics.json").is_file():
         raise KftError(f"{run.path} is finished already (metrics.json exists); nothing to resume")
     state = checkpoint.load_state(run.path)
-    if state is None:
-        raise KftError(f"{run.path} has no checkpoint yet (killed before its first epoch ended); start it again")
     config = dict(run.config)
     seed, weights = config.pop("seed"), config.pop("weights")
     plan = plan_from_dict(config, str(run.path / "config.yaml"))
     data = load_few_shot(**run.split["load_args"])
+    if state is None:  # killed before the first epoch ended: what Keras' BackupAndRestore does, start over
+        log(f"{run.path} has no checkpoint yet (stopped before its first epoch ended): "
+            f"starting it again from its saved config and split")
+        _execute(run.path, _initial_model(plan, data, seed, weights), plan, data, seed, weights, {}, log)
+        return run.path
     model = build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
                              input_size=int(data.train.x.shape[1]), weights="none", dropout=plan.dropout, seed=seed)
     model.load_weights(checkpoint.model_weights_path(run.path, state))
@@ -275,6 +298,10 @@ def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict,
         stage = plan.stages[i]
         done_history = list(history)
         mid = None
+        if i == first and not state.get("next_epoch") and state.get("files", {}).get("rng"):
+            # resumed at a stage boundary: dropout's generator continues where the last stage left it
+            for v, a in zip(dropout_rng_variables(model), checkpoint.load_arrays(run, state, "rng"), strict=True):
+                v.assign(a)
         if i == first and state.get("next_epoch"):
             mid = {k: state[k] for k in ("next_epoch", "best_val_accuracy", "wait", "seconds")}
             mid["history"] = state["stage_history"]
@@ -294,6 +321,7 @@ def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict,
 
         result = StageTrainer(model, plan, stage, i, data, seed, log, on_epoch_end=on_epoch_end,
                               features=features).fit(mid)
+        killpoints.reached(f"stage-done:{i}")
         stages.append({"name": result.name, "epochs": result.epochs, "best_val_accuracy": result.best_val_accuracy,
                        "seconds": result.seconds, "trainable_params": result.trainable_params,
                        "cached": result.cached, "cache_mb": result.cache_mb})
@@ -301,8 +329,10 @@ def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict,
         runs.write_history(run, history)
         runs.write_tensorboard(run, history[len(done_history):])
         # A finished stage is never retrained: the checkpoint now points at the next one.
+        # Everything the next stage starts from: weights (best restored) and dropout's generator state.
         checkpoint.save(run, model, {"stage_index": i + 1, "next_epoch": 0, "history": history, "stages": stages,
-                                     "elapsed": time.time() - t_start})
+                                     "elapsed": time.time() - t_start},
+                        rng=[v.numpy() for v in dropout_rng_variables(model)])
         log(f"[{stage.name}] done: {result.epochs} epochs, best val_acc {result.best_val_accuracy:.4f}, "
             f"{result.seconds:.0f}s, {result.trainable_params:,} trainable params"
             + (f", cached ({result.cache_mb:.0f} MB)" if result.cached else ""))
@@ -315,6 +345,7 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
     from kft.plots import plot_confusion, plot_curves
 
     set_trainable_blocks(model, [])
+    killpoints.reached("final-eval")
     runs.save_model(run, model)
     metrics = {"backbone": plan.backbone, "strategy": plan.strategy, "seed": seed, "weights": weights,
                "image_size": plan.image_size, "input_size": int(data.train.x.shape[1]),
@@ -334,4 +365,5 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
     if "confusion_matrix" in metrics:
         plot_confusion(metrics["confusion_matrix"], data.class_names, run / "confusion.png",
                        f"test accuracy {metrics['test_accuracy']:.3f}")
+    killpoints.reached("artifacts")
     runs.write_metrics(run, metrics)  # last: a run with metrics.json is complete

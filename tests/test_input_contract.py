@@ -1,0 +1,161 @@
+"""The input contract: what a real client sees is what kft measures.
+
+The exported model declares a camera-friendly input (224 px for 32-px training
+images) and box-filters it down inside the graph, so MediaPipe's ImageClassifier
+given whole photo files — with its own decoder and its own (non-antialiased)
+resizer — agrees with ``kft predict`` on the same files.
+"""
+
+import atexit
+import functools
+import shutil
+import tempfile
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from conftest import require_env
+from export_fixtures import trained
+
+# A top-1 margin at or below this (in probability) counts as a tie: resizers that differ in
+# their last bits may flip it. Above it, MediaPipe and kft predict must agree on >= 97%.
+TIE = 0.05
+VARIANTS = [("float32", False), ("float16", False), ("dynamic", False), ("int8", False), ("int8", True)]
+
+
+def test_default_input_is_224_and_box_filtered_in_the_graph(tmp_path):
+    from kft.export.convert import QuantizationConfig, box_factor, convert, default_input_size, to_input_size
+    from kft.runtime import Classifier
+
+    assert [default_input_size(s) for s in (32, 64, 96, 160, 224, 300)] == [224, 256, 288, 320, 224, 300]
+    assert box_factor(224, 32) == 7 and box_factor(100, 32) == 3
+    t = trained()
+    ref = trained().model.predict(t.test_x[:6].astype(np.float32), verbose=0)
+    for size in (224, 100):  # a multiple of 32, and not one (bilinear to 96 first)
+        buf = convert(t.model, QuantizationConfig.for_float32(), input_size=size)
+        ops = _op_names(buf)
+        assert "AVERAGE_POOL_2D" in ops and ("RESIZE_BILINEAR" in ops[:ops.index("AVERAGE_POOL_2D")]) == (size == 100)
+        clf = Classifier(buf, num_threads=1)
+        assert clf.input_size == (size, size)
+        probs = clf.classify(to_input_size(t.test_x[:6], size))
+        if size == 224:  # each pixel shown 7x7 comes back exactly through the box filter
+            z = ref - ref.mean(1, keepdims=True)
+            logp = np.log(probs.astype(np.float64))
+            np.testing.assert_allclose(logp - logp.mean(1, keepdims=True), z, atol=1e-4 * max(1, np.abs(z).max()))
+
+
+def test_input_size_below_the_training_resolution_is_a_user_error():
+    from kft.errors import KftError
+    from kft.export.convert import QuantizationConfig, convert
+
+    with pytest.raises(KftError, match="--input-size must be"):
+        convert(trained().model, QuantizationConfig.for_float32(), input_size=16)
+
+
+def test_kft_export_input_size_option(tmp_path, capsys):
+    from kft.cli import main
+
+    with pytest.raises(SystemExit) as e:
+        main(["export", str(trained().model_path), "--tflite", "--quantize", "float32", "--input-size", "96",
+              "--out", str(tmp_path / "e")])
+        raise SystemExit(0)
+    assert e.value.code == 0, capsys.readouterr().err
+    from kft.runtime import Classifier
+
+    assert Classifier(tmp_path / "e" / "model_float32.tflite").input_size == (96, 96)
+    assert "box filter" in (tmp_path / "e" / "export_report.md").read_text()
+
+
+@functools.lru_cache(maxsize=None)
+def _cifar_exports():
+    """A real CIFAR-10 classifier trained by kft in about 30 s (MobileNetV2 ImageNet features at 96 px,
+    head-only, 50 images per class; ~55% test accuracy), exported in every variant at the default
+    input and, as the old export did, at its 32-px training input (float32 only)."""
+    from kft import api
+
+    require_env("KFT_DATA_DIR")
+    require_env("KFT_WEIGHTS_DIR")
+    out = Path(tempfile.mkdtemp(prefix="kft-contract-"))
+    atexit.register(shutil.rmtree, out, ignore_errors=True)
+    run = api.train("mobilenet_v2", strategy="head_only", seed=0, samples_per_class=50, val_per_class=20,
+                    image_size=96, max_epochs=8, limit_test=200, out=out / "run", log=lambda m: None)
+    exports = {"after": api.export(run, quantize="all", out=out / "after"),
+               "after-io": api.export(run, quantize="int8", int8_io=True, out=out / "after-io"),
+               "before": api.export(run, quantize="float32", input_size=32, out=out / "before")}
+    from kft.bench.clients import write_photo_set
+
+    return exports["after"].report["class_names"], exports, write_photo_set(out / "photos")
+
+
+def _scores(kind, variant):
+    from kft.bench.clients import kft_scores, mediapipe_scores
+
+    pytest.importorskip("mediapipe", reason="mediapipe (test extra) is not installed")
+    pytest.importorskip("skimage", reason="scikit-image (test extra) is not installed: no sample photos")
+    names, exports, files = _cifar_exports()
+    model = exports[kind].out_dir / f"model_{variant}.tflite"
+    return kft_scores(model, files), mediapipe_scores(model, files, names)
+
+
+@pytest.mark.parametrize("variant,int8_io", VARIANTS)
+def test_mediapipe_on_photo_files_agrees_with_kft_predict(variant, int8_io):
+    """Every variant, 70 photo files (14 photos x full size, nearest 1000 and 300 px, bilinear
+    1280x720 and 150 px). This quick 55%-accuracy model is far more easily swayed than a real
+    run (the default MobileNetV2 run agrees on 100%: docs/benchmarks.md), so the bar here is 90%;
+    the old export fails it (next test)."""
+    from kft.bench.clients import agreement
+
+    ours, theirs = _scores("after-io" if int8_io else "after", variant)
+    a = agreement(ours, theirs, TIE)
+    assert a.images == 5 * 14 and a.decided >= 0.6 * a.images, a  # real photos, mostly clear decisions
+    assert a.rate >= 0.90, a
+
+
+def test_the_old_32px_export_fails_the_same_check():
+    """The check above is not vacuous: the same model declaring its 32-px training input
+    (what kft exported before) disagrees with MediaPipe on many photo files."""
+    from kft.bench.clients import agreement
+
+    a = agreement(*_scores("before", "float32"), TIE)
+    assert a.rate < 0.75, a
+
+
+def test_cifar_accuracy_is_unchanged_by_the_box_filter():
+    names, exports, _ = _cifar_exports()
+    before = {r["variant"]: r for r in exports["before"].report["rows"]}
+    after = {r["variant"]: r for r in exports["after"].report["rows"]}
+    assert after["float32"]["accuracy"] == pytest.approx(before["float32"]["accuracy"], abs=1 / 200 + 1e-9)
+    assert after["float32"]["top1_agreement"] >= 0.995 and before["float32"]["top1_agreement"] >= 0.995
+    assert exports["after"].report["input_size"] == [224, 224] and exports["before"].report["input_size"] == [32, 32]
+
+
+def _op_names(buf):
+    from kft.export import tflite_model
+
+    tree = tflite_model.load(buf)
+    names = {v: k for k, v in vars(tflite_model._schema().BuiltinOperator).items() if not k.startswith("_")}
+    return [names[max(tree.operatorCodes[op.opcodeIndex].builtinCode,
+                      tree.operatorCodes[op.opcodeIndex].deprecatedBuiltinCode)]
+            for op in tree.subgraphs[0].operators]
+
+
+@pytest.mark.slow
+def test_default_run_agrees_with_mediapipe_on_97_percent_of_photos(tmp_path):
+    """The issue's bar, on the real thing: the default `kft train mobilenet_v2` run (~4 min on 2 cores),
+    every variant, >= 97% agreement on non-tie photo files."""
+    from kft import api
+    from kft.bench.clients import agreement, kft_scores, mediapipe_scores, write_photo_set
+
+    require_env("KFT_DATA_DIR")
+    require_env("KFT_WEIGHTS_DIR")
+    pytest.importorskip("mediapipe")
+    pytest.importorskip("skimage")
+    run = api.train("mobilenet_v2", seed=1, limit_test=1000, out=tmp_path / "run", log=lambda m: None)
+    files = write_photo_set(tmp_path / "photos")
+    for int8_io in (False, True):
+        result = api.export(run, quantize="int8" if int8_io else "all", int8_io=int8_io, out=tmp_path / f"e{int8_io}")
+        for row in result.report["rows"][1:]:
+            model = result.out_dir / row["file"]
+            a = agreement(kft_scores(model, files), mediapipe_scores(model, files, result.report["class_names"]), TIE)
+            assert a.rate >= 0.97 and a.decided >= 0.6 * a.images, (row["variant"], int8_io, a)
