@@ -88,15 +88,26 @@ def evaluate(target, limit_test, data_dir, json_path):
 @click.option("--out", type=click.Path(file_okay=False), help="Output folder (default export/<run-name>).")
 @click.option("--input-size", type=int, help="Square input the .tflite declares, reduced in the model to the "
               "training resolution by a box filter (default: smallest multiple of it >= 224, e.g. 224 for CIFAR-10).")
-def export(source, tflite, quantize, int8_io, calibration_samples, limit_test, data_dir, out, input_size):
+@click.option("--max-accuracy-drop", type=float, default=1.0, show_default=True,
+              help="Points a variant may fall below the Keras model before its fallback, then FAILED (not written).")
+@click.option("--quantization-report", is_flag=True,
+              help="Also write the per-layer int8 error table (quantization_report.csv/.md).")
+def export(source, tflite, quantize, int8_io, calibration_samples, limit_test, data_dir, out, input_size,
+           max_accuracy_drop, quantization_report):
     """Export a run folder (or .keras model) to TFLite with metadata and a fidelity report."""
     if not tflite:
         raise KftError("choose an export format: --tflite")
     from kft import api
+    from kft.export import ExportFailed
 
-    result = api.export(source, quantize=quantize, int8_io=int8_io, out=out,
-                        calibration_samples=calibration_samples, limit_test=limit_test, data_dir=data_dir,
-                        input_size=input_size, log=click.echo)
+    try:
+        result = api.export(source, quantize=quantize, int8_io=int8_io, out=out,
+                            calibration_samples=calibration_samples, limit_test=limit_test, data_dir=data_dir,
+                            input_size=input_size, max_accuracy_drop=max_accuracy_drop,
+                            quantization_report=quantization_report, log=click.echo)
+    except ExportFailed as e:
+        click.echo((e.result.out_dir / "export_report.md").read_text())
+        raise
     click.echo((result.out_dir / "export_report.md").read_text())
     click.echo(f"exported to {result.out_dir}")
 

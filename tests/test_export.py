@@ -184,7 +184,7 @@ def test_failed_export_leaves_no_model_files(tmp_path, monkeypatch):
 
     tflite = plain_float32()
 
-    def failing(model, quant, input_size=None):
+    def failing(model, quant, input_size=None, details=None):
         if quant.name == "dynamic":
             raise RuntimeError("converter crashed")
         return tflite
@@ -204,7 +204,7 @@ def test_failed_write_leaves_no_temporary_files(tmp_path, monkeypatch):
     from kft.export import export_model
 
     tflite = plain_float32()
-    monkeypatch.setattr(convert_module, "convert", lambda model, quant, input_size=None: tflite)
+    monkeypatch.setattr(convert_module, "convert", lambda model, quant, input_size=None, details=None: tflite)
     real_fsync, calls = atomic._fsync_file, []
 
     def disk_full(path):
@@ -216,7 +216,7 @@ def test_failed_write_leaves_no_temporary_files(tmp_path, monkeypatch):
     monkeypatch.setattr(atomic, "_fsync_file", disk_full)
     t = trained()
     out = tmp_path / "out"
-    with pytest.raises(OSError, match="No space"):
+    with pytest.raises(KftError, match="no space left on device while writing .*model_float16.tflite"):
         export_model(t.model, t.class_names, ["float32", "float16"], out)
     names = sorted(p.name for p in out.iterdir())
     assert names == ["model_float32.tflite"]  # complete; the one being written is gone, temp included
@@ -316,3 +316,72 @@ def test_quantization_names_and_configs():
         QuantizationConfig.for_int8(np.zeros((8, 8, 3)))
     with pytest.raises(KftError, match="calibration images"):
         QuantizationConfig.named("int8")
+
+
+def test_every_variant_passes_the_accuracy_guard_by_default():
+    rows = exported().report["rows"]
+    assert [r["status"] for r in rows[1:]] == ["ok"] * 4
+    assert all(len(r["attempts"]) == 1 and r["float_nodes"] == [] for r in rows[1:])
+    assert "| ok |" in (exported().out_dir / "export_report.md").read_text()
+
+
+def test_a_variant_below_the_guard_is_retried_then_not_written(tmp_path, monkeypatch):
+    """An impossible bar (any drop fails) exercises the whole path: int8 is retried with its
+    float-island fallback, every variant ends FAILED, nothing but labels and report is written,
+    and an earlier export's model file of that name is removed."""
+    from kft.export import ExportFailed, export_model, guard
+
+    monkeypatch.setattr(guard, "allowed_drop", lambda max_drop, n: -200.0)
+
+    t = trained()
+    (tmp_path / "model_int8.tflite").write_bytes(b"stale file from an earlier export")
+    with pytest.raises(ExportFailed) as e:
+        export_model(t.model, t.class_names, ["float32", "int8"], tmp_path, calibration_samples=24,
+                     train_images=t.train_x, test_images=t.test_x, test_labels=t.test_y, max_accuracy_drop=0.5)
+    msg = str(e.value)
+    assert "\n" not in msg and "float32 (" in msg and "int8 (" in msg and "not written" in msg and "0.5 points" in msg
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export_report.json", "export_report.md", "labels.txt"]
+    rows = {r["variant"]: r for r in json.loads((tmp_path / "export_report.json").read_text())["rows"]}
+    assert rows["float32"]["status"] == rows["int8"]["status"] == "FAILED"
+    assert [a["selective"] for a in rows["int8"]["attempts"]] == [False, True]
+    assert all(a["accuracy"] is not None for a in rows["int8"]["attempts"])
+    assert "not written (model_int8.tflite)" in (tmp_path / "export_report.md").read_text()
+
+
+def test_without_held_out_images_the_guard_says_it_could_not_check(tmp_path):
+    from kft.export import export_model
+
+    t = trained()
+    result = export_model(t.model, t.class_names, ["float32"], tmp_path)
+    assert result.report["rows"][1]["status"] == "unchecked"
+    assert (tmp_path / "model_float32.tflite").is_file()
+
+
+def test_quantization_report_lists_every_layer_worst_first(tmp_path):
+    import csv as csv_module
+
+    from kft.export import export_model
+
+    t = trained()
+    export_model(t.model, t.class_names, ["int8"], tmp_path, calibration_samples=24, train_images=t.train_x,
+                 test_images=t.test_x, test_labels=t.test_y, quantization_report=True)
+    rows = list(csv_module.DictReader((tmp_path / "quantization_report.csv").open()))
+    assert len(rows) > 50 and {"CONV_2D", "DEPTHWISE_CONV_2D"} <= {r["op_name"] for r in rows}
+    errors = [float(r["rmse_per_scale"]) for r in rows]
+    assert errors == sorted(errors, reverse=True) and errors[0] > 0
+    md = (tmp_path / "quantization_report.md").read_text()
+    assert md.count("\n| ") == len(rows) + 1 and "rmse/scale" in md
+    with pytest.raises(KftError, match="add int8"):
+        export_model(t.model, t.class_names, ["float32"], tmp_path / "x", quantization_report=True)
+
+
+def test_the_guard_allows_one_image_on_small_held_out_sets():
+    from kft.export import guard
+
+    assert guard.allowed_drop(1.0, 10_000) == pytest.approx(1.0)
+    assert guard.allowed_drop(1.0, 30) == pytest.approx(100 / 30)  # one image of 30 is no evidence
+    keras, variant = {"accuracy": 0.80}, {"accuracy": 0.80 - 1 / 30}
+    assert guard.verdict(variant, keras, 1.0, 30) == "ok"
+    assert guard.verdict({"accuracy": 0.80 - 2 / 30}, keras, 1.0, 30) == "FAILED"
+    assert guard.verdict({"accuracy": 0.788}, keras, 1.0, 10_000) == "FAILED"
+    assert guard.verdict({"accuracy": None}, keras, 1.0, 0) == "unchecked"

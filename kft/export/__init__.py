@@ -19,7 +19,9 @@ from pathlib import Path
 import numpy as np
 
 from kft.errors import KftError, one_of
+from kft.export import guard
 from kft.export.convert import QUANTIZATIONS
+from kft.export.guard import DEFAULT_MAX_ACCURACY_DROP
 DEFAULT_CALIBRATION_SAMPLES = 300
 EXPORT_ROOT = Path("export")
 
@@ -57,7 +59,9 @@ def default_out_dir(source: str | Path) -> Path:
 def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = False,
                calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, out_dir=None, test_images=None,
                test_labels=None, train_images=None, *, limit_test: int | None = None, data_dir=None,
-               num_threads: int | None = None, log=None, input_size: int | None = None) -> ExportResult:
+               num_threads: int | None = None, log=None, input_size: int | None = None,
+               max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, quantization_report: bool = False
+               ) -> ExportResult:
     """Export a run folder or ``.keras`` file. Arrays given here win; otherwise a run
     folder supplies training images (int8 calibration) and its held-out images via
     ``kft.runs``: the test set, or for a folder-dataset run (no test set) its
@@ -114,21 +118,27 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                         calibration_samples=calibration_samples, train_images=train_images,
                         test_images=test_images, test_labels=test_labels, source=str(path),
                         model_file=model_path, num_threads=num_threads, log=log, input_size=input_size,
-                        scored_on=scored_on)
+                        scored_on=scored_on, max_accuracy_drop=max_accuracy_drop,
+                        quantization_report=quantization_report)
 
 
 def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = False,
                  calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, train_images=None, test_images=None,
                  test_labels=None, source: str | None = None, model_file=None, num_threads=None,
                  log=None, seed: int = 0, input_size: int | None = None,
-                 scored_on: str = "the test set") -> ExportResult:
+                 scored_on: str = "the test set", max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
+                 quantization_report: bool = False) -> ExportResult:
     """Convert ``model`` to each quantization, add metadata, score, then write
     ``model_<q>.tflite``, ``labels.txt``, ``export_report.json`` and ``.md`` into ``out_dir``.
 
     ``input_size``: the square input the .tflite declares (default
     ``convert.default_input_size``: 224 for 32-px training images); the model
     box-filters it down to its training resolution (see ``kft.export.convert``).
-    ``scored_on`` names the held-out images in the report."""
+    ``scored_on`` names the held-out images in the report. A variant more than
+    ``max_accuracy_drop`` points below Keras is retried with its fallback, then, if
+    still short, marked FAILED and not written (``kft.export.guard``); the other
+    files are written and ``ExportFailed`` is raised. ``quantization_report``:
+    also write the per-layer int8 error table (``kft.export.quant_debug``)."""
     from functools import partial
 
     from kft import atomic
@@ -138,6 +148,8 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
                                     default_input_size, to_input_size)
 
     quants = parse_quantizations(quantizations)
+    if quantization_report and "int8" not in quants:
+        raise KftError("--quantization-report describes the int8 model: add int8 to --quantize")
     class_names = [str(c) for c in class_names]
     num_classes = int(model.outputs[0].shape[-1])
     if len(class_names) != num_classes:
@@ -166,23 +178,43 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     rows = [report.keras_row(keras_logits, test_labels, str(model_file) if model_file else None,
                              model_file.stat().st_size if model_file and model_file.is_file() else None)]
     outputs: dict[str, bytes] = {}
+    failed: list[dict] = []
     for name in quants:
         quant = QuantizationConfig.named(name, calibration, int8_io)
-        _log(log, f"converting {name}")
-        t0 = time.perf_counter()
-        tflite = metadata.attach(convert(model, quant, n), meta)
-        seconds = time.perf_counter() - t0
         file = f"model_{name}.tflite"
-        rows.append(report.variant_row(name, tflite, file, seconds, quant.is_float, test_images, test_labels,
-                                       keras_logits, num_threads=num_threads,
-                                       prepare=partial(to_input_size, input_size=n)))
-        outputs[file] = tflite
+        tried = []
+        while quant is not None:
+            _log(log, f"converting {name}" + (" (fallback: the worst layers in float)" if quant.selective else ""))
+            t0 = time.perf_counter()
+            details: dict = {}
+            tflite = metadata.attach(convert(model, quant, n, details), meta)
+            row = report.variant_row(name, tflite, file, time.perf_counter() - t0, quant.is_float, test_images,
+                                     test_labels, keras_logits, num_threads=num_threads,
+                                     prepare=partial(to_input_size, input_size=n))
+            row["float_nodes"] = details.get("float_nodes", [])
+            row["selective"] = quant.selective
+            row["status"] = guard.verdict(row, rows[0], max_accuracy_drop,
+                                          0 if test_labels is None else len(test_labels))
+            tried.append(row)
+            if row["status"] != guard.FAILED:
+                break
+            _log(log, f"{file}: {guard.drop_points(row, rows[0]):.2f} points below Keras "
+                      f"(allowed {max_accuracy_drop:g})")
+            quant = guard.fallback_for(quant)
+        row["attempts"] = [{"selective": r["selective"], "float_nodes": len(r["float_nodes"]),
+                            "accuracy": r["accuracy"]} for r in tried]
+        rows.append(row)
+        if row["status"] == guard.FAILED:
+            failed.append(row)
+        else:
+            outputs[file] = tflite
 
     out_dir = Path(out_dir)
     result = {
         "name": out_dir.name, "source": source or model.name, "class_names": class_names,
         "input_size": list(size), "train_size": train_size, "box_filter": box_factor(n, train_size),
         "int8_io": bool(int8_io), "scored_on": scored_on if test_images is not None else "nothing (no held-out data)",
+        "max_accuracy_drop": max_accuracy_drop,
         "test_images": 0 if test_images is None else int(len(test_images)),
         "calibration_images": 0 if calibration is None else int(len(calibration)),
         "rows": rows,
@@ -192,7 +224,32 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     outputs["export_report.json"] = (json.dumps(result, indent=2) + "\n").encode()
     outputs["export_report.md"] = report.format_markdown(result).encode("utf-8")
     files = [atomic.write_bytes(out_dir / f, data) for f, data in outputs.items()]
-    return ExportResult(out_dir, files, result)
+    if quantization_report:
+        from kft.export import quant_debug
+        from kft.export.convert import build_converter
+
+        _log(log, "measuring the int8 error of every layer (quantization report)")
+        (int8_row,) = [r for r in rows if r["variant"] == "int8"]
+        converter, q = build_converter(model, QuantizationConfig.named("int8", calibration, int8_io), n)
+        files += quant_debug.write_report(quant_debug.layer_statistics(converter, q.representative_dataset()),
+                                          out_dir, int8_row.get("float_nodes", []), title=out_dir.name)
+    for row in failed:  # an earlier export's file of that name would pass for this one
+        (out_dir / row["file"]).unlink(missing_ok=True)
+    export = ExportResult(out_dir, files, result)
+    if failed:
+        raise ExportFailed(export, ", ".join(
+            f"{r['variant']} ({100 * r['accuracy']:.2f}% vs Keras {100 * rows[0]['accuracy']:.2f}%)"
+            for r in failed) + f" fell more than {max_accuracy_drop:g} points below the Keras model even with "
+            f"its fallback; not written (see {out_dir / 'export_report.md'}); the other variants were written")
+    return export
+
+
+class ExportFailed(KftError):
+    """Some variants failed the accuracy guard; ``result`` holds what was written."""
+
+    def __init__(self, result: ExportResult, message: str):
+        super().__init__(message)
+        self.result = result
 
 
 def _calibration_subset(images: np.ndarray, n: int, seed: int) -> np.ndarray:

@@ -101,6 +101,7 @@ class QuantizationConfig:
     representative_images: np.ndarray | None = None
     int8_io: bool = False
     prepare: bool = True
+    selective: bool = False  # int8 only: leave the worst-quantized layers in float (kft.export.quant_debug)
 
     @classmethod
     def for_float32(cls) -> "QuantizationConfig":
@@ -141,6 +142,16 @@ class QuantizationConfig:
         """Whether activations (and so the recovered logits) stay floating point."""
         return self.name != "int8"
 
+    def representative_dataset(self):
+        """The calibration images as the converter wants them: a generator of [image[None]]."""
+        images = self.representative_images
+
+        def gen():
+            for img in images:
+                yield [np.asarray(img, np.float32)[None]]
+
+        return gen
+
     def apply(self, converter) -> None:
         """Set the converter's optimisation options for this quantization."""
         import tensorflow as tf
@@ -150,20 +161,19 @@ class QuantizationConfig:
         if self.float16_weights:
             converter.target_spec.supported_types = [tf.float16]
         if self.representative_images is not None:
-            images = self.representative_images
-
-            def representative_dataset():
-                for img in images:
-                    yield [np.asarray(img, np.float32)[None]]
-
-            converter.representative_dataset = representative_dataset
+            converter.representative_dataset = self.representative_dataset()
             converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8]
+            if self.selective:  # float kernels for the islands
+                converter.target_spec.supported_ops = [tf.lite.OpsSet.TFLITE_BUILTINS_INT8,
+                                                       tf.lite.OpsSet.TFLITE_BUILTINS]
             if self.int8_io:
                 converter.inference_input_type = tf.uint8
                 converter.inference_output_type = tf.uint8
 
 
-def convert(model, quant: QuantizationConfig, input_size: int | None = None) -> bytes:
+
+
+def convert(model, quant: QuantizationConfig, input_size: int | None = None, details: dict | None = None) -> bytes:
     """Convert a kft classifier (logits out) to .tflite bytes (probabilities out).
 
     ``model`` takes one float32 (None, S, S, 3) raw-RGB input at its training
@@ -172,11 +182,35 @@ def convert(model, quant: QuantizationConfig, input_size: int | None = None) -> 
     model) reduced to S in the graph (module docstring), and a ``[1, C]`` output
     named ``probabilities``; with ``quant.int8_io`` both are uint8 and the input
     byte is the pixel value (scale 1, zero point 0). ``quant.representative_images``
-    are at S (they are brought to N here).
+    are at S (they are brought to N here). ``details``, if given, receives
+    ``float_nodes``: the layers a selective int8 conversion left in float.
     """
-    import tensorflow as tf
-
     from kft.export import tflite_model
+
+    converter, quant_n = build_converter(model, quant, input_size)
+    float_nodes: list[str] = []
+    if quant.selective:  # the debugger uses up a converter per pass: it gets this one, then a fresh one
+        from kft.export.quant_debug import selective_int8
+
+        spare = iter([converter])
+        buf, float_nodes = selective_int8(lambda: next(spare, None) or build_converter(model, quant, input_size)[0],
+                                          quant_n.representative_dataset())
+    else:
+        buf = converter.convert()
+    quant = quant_n
+    if details is not None:
+        details["float_nodes"] = float_nodes
+    tree = tflite_model.load(buf)
+    tflite_model.rename_io(tree, [INPUT_NAME], [OUTPUT_NAME])
+    if quant.int8_io:
+        tflite_model.set_uint8_input_identity(tree)
+    return tflite_model.dump(tree)
+
+
+def build_converter(model, quant: QuantizationConfig, input_size: int | None = None):
+    """The configured ``TFLiteConverter`` for ``convert`` (also used by the quantization report),
+    and ``quant`` with its calibration images at the declared input size."""
+    import tensorflow as tf
 
     size = _input_size(model)
     if size[0] != size[1]:
@@ -206,13 +240,8 @@ def convert(model, quant: QuantizationConfig, input_size: int | None = None) -> 
         quant = replace(quant, representative_images=to_input_size(quant.representative_images, n))
     converter = tf.lite.TFLiteConverter.from_concrete_functions([serve.get_concrete_function()], module)
     quant.apply(converter)
-    buf = converter.convert()
-
-    tree = tflite_model.load(buf)
-    tflite_model.rename_io(tree, [INPUT_NAME], [OUTPUT_NAME])
-    if quant.int8_io:
-        tflite_model.set_uint8_input_identity(tree)
-    return tflite_model.dump(tree)
+    converter._kft_keepalive = (serve, module, model)  # the concrete function's owners
+    return converter, quant
 
 
 def _input_size(model) -> tuple[int, int]:

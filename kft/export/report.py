@@ -100,18 +100,38 @@ def format_markdown(report: dict) -> str:
         f"- test images: {report['test_images']}; int8 calibration images: {report['calibration_images']}"
         + ("; int8 model with uint8 input pixels and uint8 probabilities" if report["int8_io"] else ""),
         "",
-        "| variant | file | size | test accuracy | top-1 agreement | max abs logit diff | convert s | input | output |",
-        "|---|---|---:|---:|---:|---:|---:|---|---|",
+        "| variant | file | size | accuracy | top-1 agreement | max abs logit diff | convert s | input | output "
+        "| guard |",
+        "|---|---|---:|---:|---:|---:|---:|---|---|---|",
     ]
     for r in report["rows"]:
+        file = f"`{r['file']}`" if r["file"] else "-"
+        if r.get("status") == "FAILED":
+            file = f"not written ({r['file']})"
         lines.append("| " + " | ".join([
-            r["variant"], f"`{r['file']}`" if r["file"] else "-", _size(r["size_bytes"]),
+            r["variant"], file, _size(r["size_bytes"]),
             _num(r["accuracy"], 4), _num(r["top1_agreement"], 4), _sci(r["max_abs_logit_diff"]),
-            _num(r["convert_seconds"], 2), r["input"], r["output"]]) + " |")
-    lines += ["", "Top-1 agreement: share of test images where the variant's top class equals the Keras "
+            _num(r["convert_seconds"], 2), r["input"], r["output"], _guard_cell(r)]) + " |")
+    lines += ["", "Top-1 agreement: share of held-out images where the variant's top class equals the Keras "
               "model's. Logit difference: centred logits recovered from log-probabilities "
-              "(float variants only).", ""]
+              "(float variants only).",
+              f"Guard: a variant more than {report.get('max_accuracy_drop', 1.0):g} points below the Keras model "
+              "is retried with its fallback (int8: its worst-quantized layers kept in float), then marked FAILED and not "
+              "written; 'unchecked' means there were no held-out images to score.", ""]
     return "\n".join(lines)
+
+
+def _guard_cell(row: dict) -> str:
+    status = row.get("status")
+    if status is None:
+        return "-"
+    tries = row.get("attempts") or []
+    notes = []
+    if row.get("selective"):
+        notes.append(f"fallback: {len(row.get('float_nodes') or [])} layers in float")
+    if len(tries) > 1:
+        notes.append("tried " + ", ".join(_num(t["accuracy"], 4) for t in tries))
+    return status + (f" ({'; '.join(notes)})" if notes else "")
 
 
 def _accuracy(scores, labels) -> float | None:

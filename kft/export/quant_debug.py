@@ -1,0 +1,88 @@
+"""Per-layer int8 error with TFLite's QuantizationDebugger: the quantization report and selective int8.
+
+``layer_statistics`` runs the calibration images through a debug-mode int8
+conversion and returns, per quantized tensor, its op, scale and error against
+float (the debugger compares each layer's int8 output with the float output
+computed from the same quantized input). ``rmse/scale`` — the RMSE in units of
+the tensor's int8 step — is the measure TensorFlow's quantization-debugger guide
+uses to find layers int8 cannot represent; above ``RMSE_PER_SCALE_LIMIT`` a layer
+is left in float by ``selective_int8`` (the export guard's int8 fallback).
+``write_report`` writes the table as CSV and Markdown (``kft export
+--quantization-report``).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from pathlib import Path
+
+import numpy as np
+
+RMSE_PER_SCALE_LIMIT = 0.7  # TensorFlow's quantization-debugger guide's threshold
+REPORT_CSV = "quantization_report.csv"
+REPORT_MD = "quantization_report.md"
+COLUMNS = ("op_name", "tensor_name", "scale", "zero_point", "rmse_per_scale", "mean_error", "max_abs_error",
+           "left_in_float")
+
+
+def layer_statistics(converter, dataset) -> list[dict]:
+    """Per-layer int8 error of the conversion ``converter`` is set up for, worst first."""
+    import tensorflow as tf
+
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+    debugger.run()
+    buf = io.StringIO()
+    debugger.layer_statistics_dump(buf)
+    rows = []
+    for r in csv.DictReader(io.StringIO(buf.getvalue())):
+        scale = float(r.get("scale") or 0.0)
+        mse = float(r.get("mean_squared_error") or 0.0)
+        rows.append({"op_name": r["op_name"], "tensor_name": r["tensor_name"], "scale": scale,
+                     "zero_point": int(float(r.get("zero_point") or 0)),
+                     "rmse_per_scale": float(np.sqrt(mse) / scale) if scale else 0.0,
+                     "mean_error": float(r.get("mean_error") or 0.0),
+                     "max_abs_error": float(r.get("max_abs_error") or 0.0), "left_in_float": False})
+    rows.sort(key=lambda row: -row["rmse_per_scale"])
+    return rows
+
+
+def worst_layers(rows: list[dict], limit: float = RMSE_PER_SCALE_LIMIT) -> list[str]:
+    return [r["tensor_name"] for r in rows if r["rmse_per_scale"] > limit]
+
+
+def selective_int8(make_converter, dataset, limit: float = RMSE_PER_SCALE_LIMIT) -> tuple[bytes, list[str]]:
+    """An int8 model with the layers over ``limit`` left in float, and their tensor names.
+    ``make_converter()`` returns a freshly configured converter (a debugger uses one up)."""
+    import tensorflow as tf
+
+    nodes = worst_layers(layer_statistics(make_converter(), dataset), limit)
+    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=make_converter(), debug_dataset=dataset,
+                                                         debug_options=options)
+    return debugger.get_nondebug_quantized_model(), nodes
+
+
+def write_report(rows: list[dict], out_dir: Path, float_nodes=(), title: str = "") -> list[Path]:
+    """``quantization_report.csv`` and ``.md`` in ``out_dir`` (atomically)."""
+    from kft import atomic
+
+    float_nodes = set(float_nodes)
+    rows = [{**r, "left_in_float": r["tensor_name"] in float_nodes} for r in rows]
+    buf = io.StringIO()
+    writer = csv.DictWriter(buf, fieldnames=COLUMNS)
+    writer.writeheader()
+    writer.writerows(rows)
+    lines = [f"# Quantization report{': ' + title if title else ''}", "",
+             f"Per-layer int8 error against float, from TFLite's QuantizationDebugger on the calibration images, "
+             f"worst first. rmse/scale: RMSE in units of the tensor's int8 step; above {RMSE_PER_SCALE_LIMIT} "
+             f"int8 cannot represent the layer well, and the int8 fallback keeps such layers in float. "
+             f"Left in float by the written int8 model: {len(float_nodes)} layer(s).", "",
+             "| # | op | tensor | scale | rmse/scale | max abs error | in float |", "|---:|---|---|---:|---:|---:|---|"]
+    for i, r in enumerate(rows, 1):
+        name = r["tensor_name"].split(";")[0]
+        lines.append(f"| {i} | {r['op_name']} | `{name}` | {r['scale']:.3g} | {r['rmse_per_scale']:.3f} | "
+                     f"{r['max_abs_error']:.3g} | {'yes' if r['left_in_float'] else ''} |")
+    out_dir = Path(out_dir)
+    return [atomic.write_text(out_dir / REPORT_CSV, buf.getvalue()),
+            atomic.write_text(out_dir / REPORT_MD, "\n".join(lines) + "\n")]
