@@ -172,6 +172,19 @@ def bench(models, threads, runs, warmup, json_path, plot_path, images_dir):
               echo=click.echo, warn=lambda m: click.echo(m, err=True))
 
 
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--host", default="127.0.0.1", show_default=True, help="Address to listen on.")
+@click.option("--port", type=int, default=8000, show_default=True, help="Port (0: any free one).")
+@click.option("--variant", type=click.Choice(["int8", "float16", "dynamic", "float32"]),
+              help="Which model of an export folder (default: the smallest there).")
+def serve(target, host, port, variant):
+    """Classify images in the browser with an export folder or .tflite (offline; plus a JSON API)."""
+    from kft.serve import serve as run_server
+
+    run_server(target, host=host, port=port, variant=variant, echo=click.echo)
+
+
 def main(argv=None) -> None:
     """Entry point: run the CLI, turning user errors into one line and exit code 2."""
     try:

@@ -40,18 +40,30 @@ def load_rgb(path: str | os.PathLike, size: tuple[int, int] | None = None) -> np
     handled. Raises ``ImageError`` (naming the file) for a missing, empty,
     truncated, non-image, oversized or unsupported file.
     """
-    from PIL import Image, UnidentifiedImageError
-
     path = Path(path)
     if not path.is_file():
         raise ImageError(f"{path}: no such file")
-    if path.stat().st_size == 0:
+    return _decode(path, str(path), path.stat().st_size, size)
+
+
+def decode_rgb(data: bytes, name: str, size: tuple[int, int] | None = None,
+               max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    """``load_rgb`` for image bytes (an upload); errors name ``name``."""
+    import io
+
+    return _decode(io.BytesIO(data), name, len(data), size, max_pixels)
+
+
+def _decode(source, path: str, nbytes: int, size, max_pixels: int = MAX_PIXELS) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if nbytes == 0:
         raise ImageError(f"{path}: empty file")
     try:
-        with Image.open(path) as im:
+        with Image.open(source) as im:
             w, h = im.size
-            if w * h > MAX_PIXELS:
-                raise ImageError(f"{path}: image too large ({w}x{h} pixels; limit {MAX_PIXELS:,})")
+            if w * h > max_pixels:
+                raise ImageError(f"{path}: image too large ({w}x{h} pixels; limit {max_pixels:,})")
             im.seek(0)  # first frame of an animation or a multi-page file
             im.load()
             rgb = to_rgb(im, name=str(path))
