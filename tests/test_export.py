@@ -293,7 +293,8 @@ def test_export_run_on_cifar10(tmp_path):
     load_args = dict(data_dir=data_dir, folder=None, samples_per_class=3, val_per_class=0, seed=0,
                      limit_test=None, image_size=None)
     run = _fake_run(tmp_path, load_args, list(CIFAR10_CLASSES), tmp_path / "model.keras")
-    result = export_run(run, "int8", True, 300, tmp_path / "out", limit_test=20)
+    # random weights: this checks the calibration and test plumbing, not accuracy (no guard)
+    result = export_run(run, "int8", True, 300, tmp_path / "out", limit_test=20, max_accuracy_drop=100)
     assert result.report["calibration_images"] == 30  # every training image: 10 classes x 3
     assert result.report["test_images"] == 20
     int8 = result.report["rows"][1]

@@ -232,3 +232,30 @@ def test_the_page_classifies_photos_in_a_real_browser_like_kft_predict(tmp_path)
     assert not page_errors, page_errors
     a = agreement(ours, theirs, 0.05)
     assert a.decided >= len(photos) // 2 and a.agree == a.decided, a
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (bash .ci/run installs Debian's chromium)")
+def test_the_webcam_classifies_live_frames(tmp_path):
+    """Chromium's fake camera stands in for a webcam: frames are classified live, in the page."""
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) is not installed")
+    from werkzeug.serving import make_server
+
+    from kft.serve import create_app
+
+    server = make_server("127.0.0.1", 0, create_app(_model()), threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        with sync_api.sync_playwright() as p:
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS + [
+                "--use-fake-ui-for-media-stream", "--use-fake-device-for-media-stream"])
+            page = browser.new_page()
+            page.goto(f"http://127.0.0.1:{server.server_port}/")
+            page.wait_for_selector('#status[data-state="ready"]', timeout=120_000)
+            page.click("#camera")
+            page.wait_for_selector("#live-result .bar", timeout=60_000)
+            labels = [b.get_attribute("data-label") for b in page.query_selector_all("#live-result .bar")]
+            assert len(labels) == 3 and set(labels) == set(trained().class_names)
+            assert "ms per frame" in page.inner_text("#live-result")
+            browser.close()
+    finally:
+        server.shutdown()
