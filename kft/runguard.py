@@ -74,6 +74,8 @@ def check_new_run_folder(path: str | os.PathLike, overwrite: bool = False, clear
     if not entries:
         return
     if not overwrite:
+        if (path / "metrics.json").is_file():
+            raise KftError(f"{path} holds a finished run; choose another --out, or pass --overwrite to replace it")
         hint = f"continue it with `kft train --resume {path}`, " if is_run_folder(path) else ""
         raise KftError(f"{path} is not empty; {hint}choose another --out, or pass --overwrite to replace it")
     if not is_run_folder(path):

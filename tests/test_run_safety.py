@@ -114,6 +114,9 @@ def test_a_folder_with_files_is_refused_before_any_work(tmp_path, capsys):
         (out / name).write_text("{}")
     code, err = _main(["train", "mobilenet_v2", "--out", str(out)], capsys)
     assert code == 2 and f"kft train --resume {out}" in err
+    (out / "metrics.json").write_text("{}")
+    code, err = _main(["train", "mobilenet_v2", "--out", str(out)], capsys)
+    assert code == 2 and "holds a finished run" in err and "--overwrite" in err
 
 
 def test_overwrite_replaces_a_previous_run(tmp_path):
