@@ -215,8 +215,6 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     or a class-per-folder dataset ``folder`` (``folder_counts``: train/val images per
     class, None = all / about 20%). The test set is scored once, at the end.
     """
-    import keras
-
     from kft import runs
     from kft.data import load_few_shot
 

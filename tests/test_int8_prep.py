@@ -114,7 +114,7 @@ def test_normalization_is_folded_into_the_first_conv():
     Conv1 pads (grey 128 instead of 127.5)."""
     import keras
 
-    from kft.export.convert import QuantizationConfig, convert, to_input_size
+    from kft.export.convert import QuantizationConfig, convert
     from kft.export.int8_prep import fold_normalization, prepare_for_int8
 
     model, images = _tiny_mobilenet_v2()
