@@ -45,6 +45,8 @@ def train(backbone: str, *, strategy: str | None = None, config: str | Path | No
         raise KftError(f"--limit-test must be positive, got {limit_test}")
     p = plan(backbone, strategy, config, **overrides)
     counts = (overrides.get("samples_per_class"), overrides.get("val_per_class"))
+    if overrides.get("labels_per_class") is not None:  # the plan holds the inner split it chose
+        counts = (p.samples_per_class, p.val_per_class)
     return train_plan(p, seed=seed, weights=weights, data_dir=data_dir, folder=data, folder_counts=counts,
                       limit_test=limit_test, out=out, log=log, overwrite=overwrite)
 

@@ -31,6 +31,7 @@ def make_augmenter(cfg: Augment):
 # What a batch's seeds are for: the second element of every batch_seeds key, so no two uses collide.
 TRAIN_BATCHES = 1  # uncached training: (seed, TRAIN_BATCHES, stage, epoch)
 CACHE_VIEWS = 2  # the cache's augmented views: (seed, CACHE_VIEWS, view)
+CACHE_REFIT_VIEWS = 3  # views of the validation images a refit adds: (seed, CACHE_REFIT_VIEWS, view)
 
 
 def batch_seeds(*key: int, n: int) -> np.ndarray:

@@ -25,7 +25,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from kft import pipeline
-from kft.augment import CACHE_VIEWS, batch_seeds, make_augmenter
+from kft.augment import CACHE_REFIT_VIEWS, CACHE_VIEWS, batch_seeds, make_augmenter
 from kft.backbones.registry import HEAD_BLOCK, block_input
 from kft.model import HEAD_LAYERS, backbone_of, spec_of
 from kft.progress import progress
@@ -132,6 +132,14 @@ def compute_features(fn, inputs, batch_size: int = BUILD_BATCH, augmenter=None, 
     return out if augmenter is not None else out[0]
 
 
+def _features_or_empty(fn, inputs, train_views: np.ndarray, batches: int, desc: str) -> np.ndarray:
+    """``compute_features`` of ``inputs``; shaped like one training view when there are none
+    (a refit has no validation split)."""
+    if len(inputs) == 0:
+        return np.zeros((0, *train_views.shape[2:]), dtype=train_views.dtype)
+    return compute_features(fn, inputs, batches * BUILD_BATCH, desc=desc)
+
+
 @dataclass
 class StageFeatures:
     cut: str
@@ -157,23 +165,44 @@ class FeatureCache:
         cuts = [c for c in cuts if c is not None]
         self.base = min(cuts, key=lambda c: _order(model, c)) if cuts else None
         self.stored: tuple[str, np.ndarray, np.ndarray] | None = None
+        # Training images in parts, each with its own stream of view seeds: the refit appends
+        # the validation images as a second part, so the first part's views stay as they were.
+        self.parts: list[tuple[np.ndarray, int]] = [(data.train.x, CACHE_VIEWS)]
+
+    def refit(self, data) -> None:
+        """Switch to ``data.for_refit()``-style data (the old training images first, then the
+        validation images, no validation split), keeping every view already computed."""
+        n_old = sum(len(x) for x, _ in self.parts)
+        if len(data.train.x) <= n_old or len(data.val.x):
+            raise ValueError("refit data must extend the training images and have no validation split")
+        self.parts.append((data.train.x[n_old:], CACHE_REFIT_VIEWS))
+        self.data = data
+        if self.stored is not None:
+            base, train, val = self.stored
+            prefix = prefix_model(self.model, base)
+            extra = self._views(prefix, *self.parts[-1], desc=f"caching features entering {base} (refit)")
+            self.stored = (base, np.concatenate([train, extra], axis=1), val[:0])
 
     def _bytes(self, cut: str) -> int:
         return feature_bytes(self.model, cut, len(self.data.train.x) * self.views + len(self.data.val.x))
 
+    def _views(self, prefix, x, stream: int, desc: str) -> np.ndarray:
+        """(views, N, ...) features of images ``x``: augmented with seeds from ``stream``, or the
+        plain image once without augmentation."""
+        if self.augmenter is None:
+            return compute_features(prefix, x, desc=f"{desc} (train)")[None]
+        n_batches = pipeline.n_batches(len(x), BUILD_BATCH)
+        return compute_features(prefix, x, augmenter=self.augmenter,
+                                view_seeds=[batch_seeds(self.seed, stream, k, n=n_batches)
+                                            for k in range(self.views)],
+                                desc=f"{desc} ({self.views} train views)")
+
     def _from_images(self, cut: str) -> tuple[np.ndarray, np.ndarray]:
         prefix = prefix_model(self.model, cut)
-        x = self.data.train.x
         desc = f"caching features entering {cut}"
-        if self.augmenter is None:
-            train = compute_features(prefix, x, desc=f"{desc} (train)")[None]
-        else:
-            n_batches = pipeline.n_batches(len(x), BUILD_BATCH)
-            train = compute_features(prefix, x, augmenter=self.augmenter,
-                                     view_seeds=[batch_seeds(self.seed, CACHE_VIEWS, k, n=n_batches)
-                                                 for k in range(self.views)],
-                                     desc=f"{desc} ({self.views} train views)")
-        return train, compute_features(prefix, self.data.val.x, desc=f"{desc} (val)")
+        parts = [self._views(prefix, x, stream, desc) for x, stream in self.parts]
+        train = parts[0] if len(parts) == 1 else np.concatenate(parts, axis=1)
+        return train, _features_or_empty(prefix, self.data.val.x, train, 1, desc=f"{desc} (val)")
 
     def _derive(self, cut: str) -> tuple[np.ndarray, np.ndarray]:
         start, train, val = self.stored
@@ -183,8 +212,8 @@ class FeatureCache:
         flat = train.reshape(-1, *train.shape[2:])
         desc = f"features entering {cut} from {start}"
         derived = compute_features(part, flat, 4 * BUILD_BATCH, desc=f"{desc} (train)")
-        return derived.reshape(train.shape[0], train.shape[1], *derived.shape[1:]), \
-            compute_features(part, val, 4 * BUILD_BATCH, desc=f"{desc} (val)")
+        derived = derived.reshape(train.shape[0], train.shape[1], *derived.shape[1:])
+        return derived, _features_or_empty(part, val, derived, 4, desc=f"{desc} (val)")
 
     def for_stage(self, stage) -> StageFeatures | None:
         cut = stage_cut(self.model, stage.trainable)

@@ -7,6 +7,7 @@ as one line and the exit code is 2.
 
 from __future__ import annotations
 
+import logging
 import os
 import sys
 
@@ -27,6 +28,9 @@ def cli(verbose):
         from kft.native_logs import hide_native_logs
 
         hide_native_logs()
+        # TensorFlow's Python-side warnings (e.g. tf.function retracing notices) are for its
+        # developers, not kft's users; errors still show.
+        logging.getLogger("tensorflow").setLevel(logging.ERROR)
 
 
 @cli.command()
@@ -43,6 +47,11 @@ def backbones():
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Your own plan (YAML).")
 @click.option("--samples-per-class", type=int, help="Training images per class (default 100).")
 @click.option("--val-per-class", type=int, help="Validation images per class, from the rest of the training set.")
+@click.option("--labels-per-class", type=int,
+              help="Every label you have per class: 80% train / 20% select the epochs, then all of them "
+                   "train the final model (implies --refit).")
+@click.option("--refit/--no-refit", default=None,
+              help="After selection, retrain from scratch on train + validation images (default: the plan's).")
 @click.option("--image-size", type=int, help="Backbone resolution; images are upsampled inside the model.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
@@ -55,8 +64,8 @@ def backbones():
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<backbone>-<strategy>-<time>).")
 @click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
-def train(backbone, strategy, config_path, samples_per_class, val_per_class, image_size, seed, weights, data_dir,
-          folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite):
+def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, image_size, seed,
+          weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
     options = dict(locals())
     from kft.cli_train import run_train

@@ -9,7 +9,8 @@ from kft.errors import KftError
 
 
 def run_train(backbone, strategy, config_path, samples_per_class, val_per_class, image_size, seed, weights,
-              data_dir, folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite=False):
+              data_dir, folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite=False,
+              labels_per_class=None, refit=None):
     from kft import api
 
     if resume:
@@ -22,7 +23,8 @@ def run_train(backbone, strategy, config_path, samples_per_class, val_per_class,
     run = api.train(backbone, strategy=strategy, config=config_path, seed=seed, weights=weights, data_dir=data_dir,
                     data=folder, limit_test=limit_test, out=out, overwrite=overwrite, log=click.echo,
                     samples_per_class=samples_per_class, val_per_class=val_per_class, image_size=image_size,
-                    cache=cache, cache_views=cache_views, max_epochs=max_epochs)
+                    cache=cache, cache_views=cache_views, max_epochs=max_epochs,
+                    labels_per_class=labels_per_class, refit=refit)
     click.echo(f"run folder: {run}")
 
 

@@ -21,6 +21,7 @@ SCHEDULES = ("constant", "cosine")
 CACHE_MODES = ("auto", "off")
 STRATEGIES = ("two_stage", "full", "head_only", "three_stage")
 DEFAULT_STRATEGY = "two_stage"
+VAL_FRACTION = 0.2  # --labels-per-class N: the inner validation split's share of the N
 
 
 @dataclass
@@ -59,6 +60,11 @@ class Plan:
     batch_size: int = 32
     samples_per_class: int = 100
     val_per_class: int = 100
+    # Label protocol. False ("holdout"): the model is trained on the training split and the
+    # validation split only selects. True ("refit", as VTAB-1k): after selection, a fresh model
+    # is trained on training + validation images for each stage's selected epoch count, so
+    # every label the user gave trains the final model.
+    refit: bool = False
     cache: str = "auto"  # cache the frozen prefix's output (kft.cache)
     cache_views: int = 8  # augmented views per training image in the cache
     cache_budget_mb: int = 4096
@@ -106,6 +112,7 @@ def validate(plan: Plan) -> Plan:
         _check(_pos_int(getattr(plan, key)), f"{key} must be a positive integer, got {getattr(plan, key)!r}")
     _check(isinstance(plan.val_per_class, int) and plan.val_per_class >= 1,
            f"val_per_class must be a positive integer, got {plan.val_per_class!r}")
+    _check(isinstance(plan.refit, bool), f"refit must be true or false, got {plan.refit!r}")
     _check(plan.image_size >= 32, f"image_size must be at least 32, got {plan.image_size}")
     _check(0 <= plan.dropout < 1, f"dropout must be in [0, 1), got {plan.dropout}")
     _check(plan.cache in CACHE_MODES, f"cache: {plan.cache!r} is not one of {', '.join(CACHE_MODES)}")
@@ -174,6 +181,16 @@ def with_overrides(plan: Plan, **overrides) -> Plan:
     return validate(plan)
 
 
+def labels_split(labels_per_class: int) -> tuple[int, int]:
+    """``labels_per_class`` labels in total -> (train, validation) per class for the inner
+    selection split: 80/20, at least one of each (the refit then trains on all of them)."""
+    if labels_per_class < 2:
+        raise KftError(f"--labels-per-class must be at least 2 (one to train, one to validate), "
+                       f"got {labels_per_class}")
+    val = min(labels_per_class - 1, max(1, round(labels_per_class * VAL_FRACTION)))
+    return labels_per_class - val, val
+
+
 def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, **overrides) -> Plan:
     """A shipped ``strategy`` plan or the ``config_path`` YAML, with the given overrides applied."""
     if config_path and strategy:
@@ -184,8 +201,16 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
             raise KftError(f"{config_path} is a plan for {plan.backbone!r}, not {backbone!r}")
     else:
         plan = strategy_plan(backbone, strategy or DEFAULT_STRATEGY)
-    for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs"):
+    for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class"):
         v = overrides.get(key)
         if v is not None and v <= 0:
             raise KftError(f"--{key.replace('_', '-')} must be positive, got {v}")
+    labels = overrides.pop("labels_per_class", None)
+    if labels is not None:  # "N labels in total": an inner 80/20 split selects, then all N train
+        if overrides.get("samples_per_class") is not None or overrides.get("val_per_class") is not None:
+            raise KftError("give either --labels-per-class or --samples-per-class/--val-per-class, not both")
+        if overrides.get("refit") is False:
+            raise KftError("--labels-per-class counts every label, so it always refits; drop --no-refit")
+        overrides["samples_per_class"], overrides["val_per_class"] = labels_split(labels)
+        overrides["refit"] = True
     return with_overrides(plan, **overrides)

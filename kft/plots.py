@@ -28,7 +28,8 @@ def plot_curves(history: list[dict], path, title: str = "") -> None:
     fig, ax = plt.subplots(figsize=(7, 4))
     x = np.arange(1, len(history) + 1)
     ax.plot(x, [h["accuracy"] for h in history], label="train accuracy")
-    ax.plot(x, [h["val_accuracy"] for h in history], label="validation accuracy")
+    ax.plot(x, [np.nan if h.get("val_accuracy") in (None, "") else h["val_accuracy"] for h in history],
+            label="validation accuracy")  # a refit's epochs have none
     prev = None
     for i, h in enumerate(history):
         if h["stage"] != prev:

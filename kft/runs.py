@@ -193,5 +193,6 @@ def write_tensorboard(run: Path, rows: list[dict]) -> None:
     with writer.as_default():
         for r in rows:
             for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):
-                tf.summary.scalar(key, float(r[key]), step=int(r["epoch"]))
+                if r.get(key) is not None:  # a refit's epochs have no validation scores
+                    tf.summary.scalar(key, float(r[key]), step=int(r["epoch"]))
     writer.close()

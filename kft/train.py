@@ -16,6 +16,7 @@ what lets ``kft.cache`` compute it once per stage.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from dataclasses import dataclass, field
 
@@ -32,12 +33,13 @@ from kft.model import block_of_variable, set_trainable_blocks
 class StageResult:
     name: str
     epochs: int
-    best_val_accuracy: float
+    best_val_accuracy: float | None  # None in a refit (no validation)
     seconds: float
     trainable_params: int
     cached: bool
     cache_mb: float
     history: list[dict] = field(default_factory=list)
+    best_epoch: int = 0  # the epoch whose weights were kept (0: the stage's incoming weights)
 
 
 def dropout_rng_variables(model) -> list:
@@ -55,8 +57,9 @@ class StageTrainer:
     jit_compile = False  # XLA: measured slower on CPU (benchmarks/cache_speed.py --xla)
 
     def __init__(self, model, plan: Plan, stage: Stage, stage_index: int, data, seed: int, log=print,
-                 on_epoch_end=None, features: FeatureCache | None = None):
+                 on_epoch_end=None, features: FeatureCache | None = None, epochs: int | None = None):
         self.model, self.plan, self.stage, self.index = model, plan, stage, stage_index
+        self.epochs = epochs  # refit: train exactly this many epochs, no validation, keep the last weights
         self.data, self.seed, self.log = data, seed, log
         self.features = features  # shared by a run's stages; None: this stage builds its own
         self.on_epoch_end = on_epoch_end
@@ -164,6 +167,7 @@ class StageTrainer:
         state = state or {}
         if "best_val_accuracy" in state:
             best, wait, epoch0 = state["best_val_accuracy"], state["wait"], state["next_epoch"]
+            best_epoch = state.get("best_epoch", _best_epoch(state.get("history", []), best))
             best_weights = state["best_weights"]
             history = list(state.get("history", []))
             for v, a in zip(self.optimizer_variables(), state["optimizer"], strict=True):
@@ -172,38 +176,52 @@ class StageTrainer:
                 v.assign(a)
         else:
             # Start from the incoming weights' score, so a stage can never make things worse.
-            best = self.validate()[1] if self.index > 0 else -1.0
+            best = self.validate()[1] if self.index > 0 and self.epochs is None else -1.0
             best_weights, wait, epoch0, history = [v.numpy() for v in self.train_vars], 0, 0, []
+            best_epoch = 0
         epoch = epoch0
+        last = stage.max_epochs if self.epochs is None else self.epochs
         killpoints.reached(f"stage-start:{self.index}")
-        for epoch in range(epoch0, stage.max_epochs):
+        for epoch in range(epoch0, last):
             if wait >= stage.patience:
                 break
             te = time.time()
             lr = optim.current_lr(self.groups)  # at the start of the epoch
             loss, acc = self._epoch(epoch)
-            val_loss, val_acc = self.validate()
             row = {"epoch": epoch + 1, "stage": stage.name, "loss": round(loss, 5), "accuracy": round(acc, 5),
-                   "val_loss": round(val_loss, 5), "val_accuracy": round(val_acc, 5),
-                   "lr": float(f"{lr:.3g}"), "seconds": round(time.time() - te, 2)}
+                   "lr": float(f"{lr:.3g}")}
+            shown = f"[{stage.name}] epoch {epoch + 1}/{last}  loss {loss:.4f}  acc {acc:.4f}  "
+            if self.epochs is None:
+                val_loss, val_acc = self.validate()
+                row.update(val_loss=round(val_loss, 5), val_accuracy=round(val_acc, 5))
+                shown += f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  "
+                if val_acc > best:
+                    best, wait, best_epoch = val_acc, 0, epoch + 1
+                    best_weights = [v.numpy() for v in self.train_vars]
+                else:
+                    wait += 1
+            else:  # refit: the epoch count was chosen on validation data already; the last epoch is kept
+                best_weights, best_epoch = [v.numpy() for v in self.train_vars], epoch + 1
+            row["seconds"] = round(time.time() - te, 2)
             history.append(row)
-            if val_acc > best:
-                best, wait = val_acc, 0
-                best_weights = [v.numpy() for v in self.train_vars]
-            else:
-                wait += 1
-            self.log(f"[{stage.name}] epoch {epoch + 1}/{stage.max_epochs}  loss {loss:.4f}  acc {acc:.4f}  "
-                     f"val_loss {val_loss:.4f}  val_acc {val_acc:.4f}  lr {row['lr']:.2e}  {row['seconds']:.1f}s"
-                     + ("" if wait else "  *"))
+            self.log(shown + f"lr {row['lr']:.2e}  {row['seconds']:.1f}s" + ("" if wait or self.epochs is not None else "  *"))
             killpoints.reached(f"epoch-trained:{self.index}:{epoch}")
             if self.on_epoch_end is not None:
                 self.on_epoch_end(self, {"next_epoch": epoch + 1, "best_val_accuracy": best, "wait": wait,
+                                         "best_epoch": best_epoch,
                                          "best_weights": best_weights, "history": history,
                                          "seconds": time.time() - t0})
         for v, w in zip(self.train_vars, best_weights):
             v.assign(w)
-        return StageResult(stage.name, len(history), round(float(max(best, 0.0)), 5), round(time.time() - t0, 1),
-                           self.trainable_params, self.cached, round(self.cache_mb, 1), history)
+        score = None if self.epochs is not None else round(float(max(best, 0.0)), 5)
+        return StageResult(stage.name, len(history), score, round(time.time() - t0, 1),
+                           self.trainable_params, self.cached, round(self.cache_mb, 1), history, best_epoch)
+
+
+def _best_epoch(history: list[dict], best: float) -> int:
+    """The first epoch of ``history`` that reached ``best`` (checkpoints from before
+    ``best_epoch`` was saved); 0 when none did."""
+    return next((i + 1 for i, r in enumerate(history) if r.get("val_accuracy") == round(best, 5)), 0)
 
 
 def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None, folder=None,
@@ -283,20 +301,48 @@ def resume(run_dir, log=print):
     return run.path
 
 
+REFIT_PREFIX = "refit-"  # a refit stage's name: refit-<stage>
+
+
+def _steps(plan: Plan) -> int:
+    """Stages a run trains: the plan's, then (refit) each of them again on every label."""
+    return len(plan.stages) * (2 if plan.refit else 1)
+
+
 def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict, log) -> None:
-    """Stages from ``state`` on (fresh: all), then the final model, test score and artifacts."""
+    """Stages from ``state`` on (fresh: all), then the final model, test score and artifacts.
+
+    With ``plan.refit`` the plan's stages run twice: first on the training split, selecting
+    each stage's epoch count on the validation split; then from the same initial weights on
+    training + validation images for exactly those epochs (see ``Plan.refit``).
+    """
     from kft import checkpoint, runs
 
     t_start = time.time() - state.get("elapsed", 0.0)
     history, stages = list(state.get("history", [])), list(state.get("stages", []))
     first = state.get("stage_index", 0)
+    n = len(plan.stages)
     features = FeatureCache(model, plan, data, seed, log)
+    selection = data
 
-    for i in range(first, len(plan.stages)):
-        stage = plan.stages[i]
+    for i in range(first, _steps(plan)):
+        refit = i >= n
+        stage = plan.stages[i % n]
+        epochs = None
+        if refit:
+            epochs = stages[i - n]["best_epoch"]
+            if i == n or i == first:  # entering the refit phase (or resuming inside it)
+                data = selection.for_refit()
+                features.refit(data)
+            if i == n and (first < n or not state.get("next_epoch")):  # not when resumed mid-stage
+                _reset_to_initial(model, plan, data, seed, weights)
+                log(f"refit: training a fresh model on all {len(data.train.y)} labelled images "
+                    f"({len(selection.train.y)} train + {len(selection.val.y)} validation) for the selected "
+                    f"epochs: {', '.join(f'{s.name} {e}' for s, e in zip(plan.stages, _refit_epochs(stages, n)))}")
+            stage = dataclasses.replace(stage, name=REFIT_PREFIX + stage.name)
         done_history = list(history)
         mid = None
-        if i == first and not state.get("next_epoch") and state.get("files", {}).get("rng"):
+        if i == first and not state.get("next_epoch") and state.get("files", {}).get("rng") and i != n:
             # resumed at a stage boundary: dropout's generator continues where the last stage left it
             for v, a in zip(dropout_rng_variables(model), checkpoint.load_arrays(run, state, "rng"), strict=True):
                 v.assign(a)
@@ -306,23 +352,31 @@ def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict,
             mid["best_weights"] = checkpoint.load_arrays(run, state, "best")
             mid["optimizer"] = checkpoint.load_arrays(run, state, "optimizer")
             mid["rng"] = checkpoint.load_arrays(run, state, "rng")
+            if "best_epoch" in state:
+                mid["best_epoch"] = state["best_epoch"]
 
         def on_epoch_end(trainer, s, i=i, done_history=done_history):
             rows = done_history + [{**r, "epoch": len(done_history) + k + 1} for k, r in enumerate(s["history"])]
             runs.write_history(run, rows)
             checkpoint.save(run, model, {
                 "stage_index": i, "next_epoch": s["next_epoch"], "best_val_accuracy": s["best_val_accuracy"],
-                "wait": s["wait"], "seconds": s["seconds"], "stage_history": s["history"], "history": done_history,
+                "wait": s["wait"], "best_epoch": s["best_epoch"], "seconds": s["seconds"],
+                "stage_history": s["history"], "history": done_history,
                 "stages": stages, "elapsed": time.time() - t_start,
             }, best_weights=s["best_weights"], optimizer=[v.numpy() for v in trainer.optimizer_variables()],
                 rng=[v.numpy() for v in trainer.rng_variables()])
 
-        result = StageTrainer(model, plan, stage, i, data, seed, log, on_epoch_end=on_epoch_end,
-                              features=features).fit(mid)
+        if epochs == 0:  # selection kept this stage's incoming weights: the refit skips it too
+            result = StageResult(stage.name, 0, None, 0.0, 0, False, 0.0, [], 0)
+            log(f"[{stage.name}] skipped: its selection run kept the incoming weights (0 epochs)")
+        else:
+            result = StageTrainer(model, plan, stage, i, data, seed, log, on_epoch_end=on_epoch_end,
+                                  features=features, epochs=epochs).fit(mid)
         killpoints.reached(f"stage-done:{i}")
         stages.append({"name": result.name, "epochs": result.epochs, "best_val_accuracy": result.best_val_accuracy,
-                       "seconds": result.seconds, "trainable_params": result.trainable_params,
-                       "cached": result.cached, "cache_mb": result.cache_mb})
+                       "best_epoch": result.best_epoch, "seconds": result.seconds,
+                       "trainable_params": result.trainable_params, "cached": result.cached,
+                       "cache_mb": result.cache_mb})
         history = done_history + [{**r, "epoch": len(done_history) + k + 1} for k, r in enumerate(result.history)]
         runs.write_history(run, history)
         runs.write_tensorboard(run, history[len(done_history):])
@@ -331,10 +385,27 @@ def _execute(run, model, plan: Plan, data, seed: int, weights: str, state: dict,
         checkpoint.save(run, model, {"stage_index": i + 1, "next_epoch": 0, "history": history, "stages": stages,
                                      "elapsed": time.time() - t_start},
                         rng=[v.numpy() for v in dropout_rng_variables(model)])
-        log(f"[{stage.name}] done: {result.epochs} epochs, best val_acc {result.best_val_accuracy:.4f}, "
-            f"{result.seconds:.0f}s, {result.trainable_params:,} trainable params"
-            + (f", cached ({result.cache_mb:.0f} MB)" if result.cached else ""))
-    _finish(run, model, plan, data, seed, weights, history, stages, t_start, log)
+        if refit:
+            log(f"[{stage.name}] done: {result.epochs} epochs on {len(data.train.y)} images, "
+                f"{result.seconds:.0f}s")
+        else:
+            log(f"[{stage.name}] done: {result.epochs} epochs, best val_acc {result.best_val_accuracy:.4f} "
+                f"(epoch {result.best_epoch}), {result.seconds:.0f}s, {result.trainable_params:,} trainable params"
+                + (f", cached ({result.cache_mb:.0f} MB)" if result.cached else ""))
+    _finish(run, model, plan, selection, seed, weights, history, stages, t_start, log)
+
+
+def _refit_epochs(stages: list[dict], n: int) -> list[int]:
+    return [s["best_epoch"] for s in stages[:n]]
+
+
+def _reset_to_initial(model, plan: Plan, data, seed: int, weights: str) -> None:
+    """Give ``model`` the weights and dropout generator state a run starts with (seeded, so
+    they equal the selection run's start); the frozen layers, hence the cache, are unchanged."""
+    fresh = _initial_model(plan, data, seed, weights)
+    model.set_weights(fresh.get_weights())
+    for v, a in zip(dropout_rng_variables(model), dropout_rng_variables(fresh), strict=True):
+        v.assign(a.numpy())
 
 
 def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_start, log) -> None:
@@ -348,7 +419,7 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
     metrics = {"backbone": plan.backbone, "strategy": plan.strategy, "seed": seed, "weights": weights,
                "image_size": plan.image_size, "input_size": int(data.train.x.shape[1]),
                "samples_per_class": plan.samples_per_class, "val_per_class": plan.val_per_class,
-               "class_names": data.class_names}
+               "labels": label_accounting(plan, data), "class_names": data.class_names}
     if data.test is not None:
         t = time.time()
         test = evaluate_model(model, data.test.x, data.test.y, len(data.class_names),
@@ -356,7 +427,8 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
         log(f"test accuracy {test['accuracy']:.4f} on {test['n']} images ({time.time() - t:.0f}s)")
         metrics.update(test_accuracy=test["accuracy"], test_images=test["n"],
                        per_class_accuracy=test["per_class_accuracy"], confusion_matrix=test["confusion_matrix"])
-    metrics.update(val_accuracy=max((s["best_val_accuracy"] for s in stages), default=None), stages=stages,
+    scores = [s["best_val_accuracy"] for s in stages if s["best_val_accuracy"] is not None]
+    metrics.update(val_accuracy=max(scores, default=None), stages=stages,
                    seconds=round(time.time() - t_start, 1), versions=runs.library_versions(),
                    git_revision=runs.git_revision())
     plot_curves(history, run / "curves.png", f"{plan.backbone} / {plan.strategy}")
@@ -365,3 +437,17 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
                        f"test accuracy {metrics['test_accuracy']:.3f}")
     killpoints.reached("artifacts")
     runs.write_metrics(run, metrics)  # last: a run with metrics.json is complete
+
+
+def label_accounting(plan: Plan, data) -> dict:
+    """How many labels the run used, and what they did: every results table prints this."""
+    train, val = len(data.train.y), len(data.val.y)
+    k = max(len(data.class_names), 1)
+    return {
+        "protocol": "refit" if plan.refit else "holdout",
+        "per_class": round((train + val) / k, 1),  # labels a user must provide, per class
+        "train_per_class": round(train / k, 1),
+        "val_per_class": round(val / k, 1),
+        "final_model_trained_on": train + val if plan.refit else train,
+        "total": train + val,
+    }

@@ -4,6 +4,9 @@ from types import SimpleNamespace
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 os.environ.setdefault("KFT_PROGRESS", "off")  # progress lines would land in the stderr tests compare (test_progress turns it on)
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -29,3 +32,25 @@ def require_env(var: str):
     if not os.environ.get(var):
         pytest.skip(f"{var} is not set: this test needs the real files (bash .ci/run sets it)")
     return os.environ[var]
+
+
+def tiny_run_cmd(out, *extra):
+    """``kft train`` of a tiny two-stage run on real CIFAR-10 (random weights, 32 px, 2 epochs)."""
+    return [sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--weights", "none", "--samples-per-class",
+            "4", "--val-per-class", "3", "--limit-test", "30", "--image-size", "32", "--max-epochs", "2",
+            "--cache-views", "2", "--seed", "3", "--out", str(out), *extra]
+
+
+def kft_env(**extra):
+    env = {k: v for k, v in os.environ.items() if k != "KFT_TEST_KILL_AT"}
+    return {**env, "PYTHONUNBUFFERED": "1", **extra}
+
+
+@pytest.fixture(scope="session")
+def reference(tmp_path_factory):
+    """The tiny run, uninterrupted (shared by the resume and refit tests)."""
+    require_env("KFT_DATA_DIR")
+    out = tmp_path_factory.mktemp("ref") / "run"
+    proc = subprocess.run(tiny_run_cmd(out), env=kft_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out

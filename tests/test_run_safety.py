@@ -11,7 +11,8 @@ import time
 import numpy as np
 import pytest
 
-from conftest import require_env
+from conftest import kft_env as _env
+from conftest import tiny_run_cmd as _cmd
 from kft.errors import KftError
 
 # Each point is where KFT_TEST_KILL_AT SIGKILLs a tiny two-stage run (kft.killpoints).
@@ -19,26 +20,6 @@ from kft.errors import KftError
 FAST_POINTS = ["data-loaded", "stage-start:1"]
 SLOW_POINTS = ["stage-start:0", "epoch-trained:0:0", "epoch-trained:0:1", "stage-done:0", "epoch-trained:1:0",
                "epoch-trained:1:1", "stage-done:1", "final-eval", "artifacts"]
-
-
-def _cmd(out):
-    return [sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--weights", "none", "--samples-per-class",
-            "4", "--val-per-class", "3", "--limit-test", "30", "--image-size", "32", "--max-epochs", "2",
-            "--cache-views", "2", "--seed", "3", "--out", str(out)]
-
-
-def _env(**extra):
-    env = {k: v for k, v in os.environ.items() if k != "KFT_TEST_KILL_AT"}
-    return {**env, "PYTHONUNBUFFERED": "1", **extra}
-
-
-@pytest.fixture(scope="module")
-def reference(tmp_path_factory):
-    require_env("KFT_DATA_DIR")
-    out = tmp_path_factory.mktemp("ref") / "run"
-    proc = subprocess.run(_cmd(out), env=_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
 
 
 def _history(run):
@@ -52,9 +33,9 @@ def _weights(run):
     return [np.asarray(w) for w in keras.saving.load_model(run / "model.keras", safe_mode=True).get_weights()]
 
 
-def _kill_and_resume(tmp_path, point):
+def _kill_and_resume(tmp_path, point, cmd=None):
     run = tmp_path / "run"
-    killed = subprocess.run(_cmd(run), env=_env(KFT_TEST_KILL_AT=point), capture_output=True, text=True,
+    killed = subprocess.run((cmd or _cmd)(run), env=_env(KFT_TEST_KILL_AT=point), capture_output=True, text=True,
                             timeout=600)
     assert killed.returncode == -9, (point, killed.returncode, killed.stderr[-1500:])
     assert not (run / "metrics.json").exists()

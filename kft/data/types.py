@@ -47,6 +47,14 @@ class Dataset:
         src = self.indices[idx] if self.indices is not None else idx
         return Dataset(self.x[idx], self.y[idx], list(self.class_names), src)
 
+    def concat(self, other: Dataset) -> Dataset:
+        """This Dataset's rows followed by ``other``'s (same classes)."""
+        if other.class_names != self.class_names:
+            raise ValueError("cannot join Datasets with different class names")
+        idx = None if self.indices is None or other.indices is None else np.concatenate([self.indices, other.indices])
+        return Dataset(np.concatenate([self.x, other.x]), np.concatenate([self.y, other.y]),
+                       list(self.class_names), idx)
+
     def class_counts(self) -> np.ndarray:
         """Number of images per class, shape (num_classes,)."""
         return np.bincount(self.y, minlength=self.num_classes)
@@ -67,3 +75,10 @@ class FewShotData:
     class_names: list[str]
     split: dict
     skipped: list[tuple[str, str]] = field(default_factory=list)
+
+    def for_refit(self) -> FewShotData:
+        """The data of a refit: training + validation images all train (in that order), no
+        validation split; the test set is unchanged."""
+        empty = self.val.subset(np.zeros(0, dtype=np.int64))
+        return FewShotData(self.train.concat(self.val), empty, self.test, self.class_names, self.split,
+                           self.skipped)

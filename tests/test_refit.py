@@ -1,0 +1,67 @@
+"""The refit label protocol: select epochs on the validation split, then train a fresh model on every label."""
+
+import csv
+import json
+import subprocess
+
+import pytest
+
+from conftest import require_env
+from kft.config import labels_split, resolve_plan
+from kft.errors import KftError
+from test_run_safety import _assert_same_run, _cmd, _env, _history, _kill_and_resume
+
+def _refit_cmd(out):
+    return _cmd(out) + ["--refit"]
+
+
+@pytest.fixture(scope="module")
+def holdout_and_refit(tmp_path_factory):
+    require_env("KFT_DATA_DIR")
+    runs = {}
+    for name, cmd in (("holdout", _cmd), ("refit", _refit_cmd)):
+        out = tmp_path_factory.mktemp(name) / "run"
+        proc = subprocess.run(cmd(out), env=_env(), capture_output=True, text=True, timeout=600)
+        assert proc.returncode == 0, proc.stderr[-2000:]
+        runs[name] = (out, proc.stdout)
+    return runs
+
+
+def test_labels_per_class_is_an_inner_80_20_split_that_refits():
+    assert labels_split(100) == (80, 20)
+    assert labels_split(10) == (8, 2)
+    assert labels_split(2) == (1, 1)
+    plan = resolve_plan("mobilenet_v2", labels_per_class=25)
+    assert (plan.samples_per_class, plan.val_per_class, plan.refit) == (20, 5, True)
+    with pytest.raises(KftError, match="at least 2"):
+        labels_split(1)
+    with pytest.raises(KftError, match="not both"):
+        resolve_plan("mobilenet_v2", labels_per_class=25, samples_per_class=10)
+    with pytest.raises(KftError, match="always refits"):
+        resolve_plan("mobilenet_v2", labels_per_class=25, refit=False)
+
+
+def test_refit_trains_every_label_for_the_selected_epochs(holdout_and_refit):
+    (hold, _), (refit, out) = holdout_and_refit["holdout"], holdout_and_refit["refit"]
+    m = json.loads((refit / "metrics.json").read_text())
+    assert m["labels"] == {"protocol": "refit", "per_class": 7.0, "train_per_class": 4.0, "val_per_class": 3.0,
+                           "final_model_trained_on": 70, "total": 70}
+    assert json.loads((hold / "metrics.json").read_text())["labels"]["final_model_trained_on"] == 40
+    selection, refits = m["stages"][:2], m["stages"][2:]
+    assert [s["name"] for s in refits] == ["refit-stage1", "refit-stage2"]
+    # the refit runs each stage for exactly the epochs selection kept, without validation
+    assert [s["epochs"] for s in refits] == [s["best_epoch"] for s in selection]
+    assert all(s["best_val_accuracy"] is None for s in refits)
+    assert "training a fresh model on all 70 labelled images (40 train + 30 validation)" in out
+    rows = list(csv.DictReader((refit / "history.csv").open()))
+    assert all(r["val_accuracy"] == "" for r in rows if r["stage"].startswith("refit-"))
+    # its selection phase is the holdout run, epoch for epoch (same seed, same split)
+    sel_rows = [r for r in _history(refit) if not r["stage"].startswith("refit-")]
+    assert sel_rows == _history(hold)
+    assert m["val_accuracy"] == json.loads((hold / "metrics.json").read_text())["val_accuracy"]
+
+
+@pytest.mark.parametrize("point", ["stage-done:1", pytest.param("epoch-trained:2:0", marks=pytest.mark.slow)])
+def test_a_refit_resumed_after_a_kill_equals_the_uninterrupted_one(tmp_path, holdout_and_refit, point):
+    run, _ = _kill_and_resume(tmp_path, point, cmd=_refit_cmd)
+    _assert_same_run(run, holdout_and_refit["refit"][0])
