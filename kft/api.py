@@ -58,9 +58,10 @@ def resume(run: str | Path, *, log=print) -> Path:
     return resume_run(run, log=log)
 
 
-def evaluate(target: str | Path, *, limit_test: int | None = None, data_dir=None) -> dict:
+def evaluate(target: str | Path, *, limit_test: int | None = None, data_dir=None, tta: bool = False) -> dict:
     """Test accuracy of a run folder (its own test set) or a ``.keras`` file (CIFAR-10):
-    ``{"accuracy", "per_class_accuracy", "confusion_matrix", "n", "class_names"}``."""
+    ``{"accuracy", "per_class_accuracy", "confusion_matrix", "n", "class_names"}``.
+    ``tta``: flip test-time augmentation (a separate figure: exported models do not do it)."""
     from kft import runs
     from kft.errors import KftError
     from kft.evaluate import evaluate_model
@@ -81,7 +82,8 @@ def evaluate(target: str | Path, *, limit_test: int | None = None, data_dir=None
         x, y, names = data.test.x, data.test.y, data.class_names
         if model.outputs[0].shape[-1] != len(names):
             raise KftError(f"{path} has {model.outputs[0].shape[-1]} outputs; CIFAR-10 has {len(names)} classes")
-    return {**evaluate_model(model, x, y, len(names), desc=f"scoring {len(y)} test images"), "class_names": names}
+    return {**evaluate_model(model, x, y, len(names), desc=f"scoring {len(y)} test images", tta=tta),
+            "class_names": names}
 
 
 def export(source: str | Path, *, quantize: str = "all", int8_io: bool = False, out=None, **options):

@@ -178,10 +178,13 @@ class FeatureCache:
         self.parts.append((data.train.x[n_old:], CACHE_REFIT_VIEWS))
         self.data = data
         if self.stored is not None:
+            t = time.time()
             base, train, val = self.stored
             prefix = prefix_model(self.model, base)
             extra = self._views(prefix, *self.parts[-1], desc=f"caching features entering {base} (refit)")
             self.stored = (base, np.concatenate([train, extra], axis=1), val[:0])
+            self.log(f"refit: cached {self.views} view(s) of the {extra.shape[1]} validation images entering "
+                     f"{base} too, {time.time() - t:.1f}s")
 
     def _bytes(self, cut: str) -> int:
         return feature_bytes(self.model, cut, len(self.data.train.x) * self.views + len(self.data.val.x))

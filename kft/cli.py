@@ -78,11 +78,13 @@ def train(backbone, strategy, config_path, samples_per_class, val_per_class, lab
 @click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: the run's, or $KFT_DATA_DIR).")
 @click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON.")
-def evaluate(target, limit_test, data_dir, json_path):
+@click.option("--tta", is_flag=True, help="Also average each image with its mirror image (reported separately; "
+                                          "exported models do not do this).")
+def evaluate(target, limit_test, data_dir, json_path, tta):
     """Test accuracy of a run folder (or a .keras model, on CIFAR-10)."""
     from kft.cli_train import run_evaluate
 
-    run_evaluate(target, limit_test, data_dir, json_path)
+    run_evaluate(target, limit_test, data_dir, json_path, tta)
 
 
 @cli.command()

@@ -28,11 +28,12 @@ def run_train(backbone, strategy, config_path, samples_per_class, val_per_class,
     click.echo(f"run folder: {run}")
 
 
-def run_evaluate(target, limit_test, data_dir, json_path):
+def run_evaluate(target, limit_test, data_dir, json_path, tta=False):
     from kft import api, atomic
 
-    scores = api.evaluate(target, limit_test=limit_test, data_dir=data_dir)
-    click.echo(f"test accuracy {scores['accuracy']:.4f} on {scores['n']} images")
+    scores = api.evaluate(target, limit_test=limit_test, data_dir=data_dir, tta=tta)
+    click.echo(f"test accuracy {scores['accuracy']:.4f} on {scores['n']} images"
+               + (" (flip test-time augmentation: not what an exported model does)" if tta else ""))
     for name, acc in zip(scores["class_names"], scores["per_class_accuracy"]):
         click.echo(f"  {name:<12} {acc:.3f}")
     if json_path:

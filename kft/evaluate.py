@@ -33,6 +33,18 @@ def scores(y_true: np.ndarray, y_pred: np.ndarray, num_classes: int) -> dict:
 
 
 def evaluate_model(model, images, labels, num_classes: int, batch_size: int = 128,
-                   desc: str | None = None) -> dict:
+                   desc: str | None = None, tta: bool = False) -> dict:
+    """Scores of ``model`` on ``images``. ``tta``: average the softmax of each image and its
+    horizontal mirror (flip test-time augmentation; costs 2x, and no exported file does it)."""
     logits = predict_logits(model, images, batch_size, desc)
-    return scores(labels, logits.argmax(1), num_classes)
+    if not tta:
+        return scores(labels, logits.argmax(1), num_classes)
+    mirrored = predict_logits(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size,
+                              None if desc is None else f"{desc} (mirrored)")
+    probs = _softmax(logits) + _softmax(mirrored)
+    return {**scores(labels, probs.argmax(1), num_classes), "tta": "flip"}
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    e = np.exp(logits - logits.max(1, keepdims=True))
+    return e / e.sum(1, keepdims=True)
