@@ -155,10 +155,12 @@ def predict(model, images, top_k, as_json):
 @click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set (smoke runs).")
 @click.option("--cache", type=click.Choice(["auto", "off"]), help="Frozen-prefix feature cache.")
 @click.option("--cache-views", type=int, help="Augmented views per image in the cache.")
+@click.option("--refit/--no-refit", default=None,
+              help="Label protocol: after selection, retrain on training + validation labels (see kft train).")
 @click.option("--out", type=click.Path(file_okay=False), help="Compare folder (default runs/compare-<time>); "
               "rerun with the same --out to continue.")
 def compare(backbones, strategies, seeds, samples_per_class, weights, val_per_class, image_size, data_dir,
-            max_epochs, limit_test, cache, cache_views, out):
+            max_epochs, limit_test, cache, cache_views, refit, out):
     """Train every backbone x strategy x seed; tables, paired statistics and plots."""
     options = dict(locals())
     from kft.compare import run_compare_cli

@@ -43,12 +43,12 @@ DEFAULT_SEEDS = "0,1,2"
 DEFAULT_SAMPLES = "100"
 RANDOM_INIT = "random init"
 CSV_COLUMNS = ("backbone", "strategy", "seed", "samples_per_class", "weights", "test_accuracy", "val_accuracy",
-               "epochs", "seconds", "run")
+               "epochs", "seconds", "label_protocol", "labels_per_class", "run")
 # metrics.json keys a finished run must have (the trainer writes the file last, atomically).
 REQUIRED_METRICS = ("backbone", "strategy", "seed", "samples_per_class", "weights", "test_accuracy",
                     "val_accuracy", "stages", "seconds")
 # Settings that must not change between invocations writing into the same folder.
-FIXED_KEYS = ("weights", "val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views")
+FIXED_KEYS = ("weights", "val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views", "refit")
 
 
 # -- settings --------------------------------------------------------------------------------------------------
@@ -69,6 +69,7 @@ class CompareSettings:
     cache: str | None = None
     cache_views: int | None = None
     data_dir: str | None = None
+    refit: bool | None = None  # None: each plan's (holdout); True: retrain on train + validation labels
 
     def fixed(self) -> dict:
         return {k: getattr(self, k) for k in FIXED_KEYS}
@@ -82,6 +83,8 @@ class CompareSettings:
             value = getattr(self, key)
             if value is not None:
                 args += [f"--{key.replace('_', '-')}", str(value)]
+        if self.refit is not None:
+            args.append("--refit" if self.refit else "--no-refit")
         return shlex.join([*args, "--out", str(self.out)])
 
 
@@ -173,7 +176,7 @@ def plan_jobs(settings: CompareSettings) -> list[Job]:
                 plans[b, s, n] = resolve_plan(
                     b, s, None, samples_per_class=n, val_per_class=settings.val_per_class,
                     image_size=settings.image_size, cache=settings.cache, cache_views=settings.cache_views,
-                    max_epochs=settings.max_epochs)
+                    max_epochs=settings.max_epochs, refit=settings.refit)
     runs = Path(settings.out) / "runs"
     return [Job(b, s, seed, n, plans[b, s, n], runs / run_name(b, s, seed, n))
             for n in settings.samples_per_class for seed in settings.seeds
@@ -200,6 +203,10 @@ def _check_matches(job: Job, metrics: dict, settings: CompareSettings) -> None:
         if key in metrics and metrics[key] != value:
             raise KftError(f"{job.path} is a finished run with {key}={metrics[key]!r}, but this compare asks for "
                            f"{value!r}; use another --out")
+    protocol = metrics.get("labels", {}).get("protocol", "holdout")
+    if protocol != ("refit" if job.plan.refit else "holdout"):
+        raise KftError(f"{job.path} is a finished {protocol} run, but this compare asks for the other label "
+                       f"protocol; use another --out")
 
 
 RUN_FILES = ("config.yaml", "split.json", "labels.txt", "history.csv", "model.keras", "checkpoint", "tensorboard")
@@ -304,7 +311,12 @@ def row_from_metrics(metrics: dict, run: str = "") -> dict:
         "samples_per_class": int(metrics["samples_per_class"]), "weights": weights_label(metrics["weights"]),
         "test_accuracy": metrics["test_accuracy"], "val_accuracy": metrics["val_accuracy"],
         "epochs": ";".join(f"{s['name']}:{s['epochs']}" for s in metrics["stages"]),
-        "seconds": metrics["seconds"], "run": run,
+        "seconds": metrics["seconds"],
+        # runs from before the refit protocol were all holdout: 'samples + val' labels per class
+        "label_protocol": metrics.get("labels", {}).get("protocol", "holdout"),
+        "labels_per_class": metrics.get("labels", {}).get(
+            "per_class", int(metrics["samples_per_class"]) + int(metrics.get("val_per_class") or 0)),
+        "run": run,
     }
 
 
@@ -534,7 +546,10 @@ def format_markdown(settings: CompareSettings, rows: list[dict]) -> str:
         + ". Test set: " + (f"a class-balanced {settings.limit_test}-image subset of the CIFAR-10 test set (the "
                             "same images for every run)" if settings.limit_test
                             else "the full CIFAR-10 test set (10,000 images)")
-        + f". Validation images per class: {settings.val_per_class or 'plan default (100)'}; "
+        + f". Validation images per class: {settings.val_per_class or 'plan default (100)'}, on top of the "
+        "training images; label protocol: " + ("**refit** (after selection, the final model trains on training + "
+                                               "validation labels)" if settings.refit else
+                                               "holdout (validation labels only select)") + "; "
         f"image size: {settings.image_size or 'plan default'}; "
         f"epochs per stage capped at: {settings.max_epochs or 'no cap (plan values, early stopping)'}.",
         "A seed fixes the sampled training/validation images: every strategy and backbone with the same seed "
@@ -640,7 +655,7 @@ def plot_learning_curve(groups: list[GroupStats], path) -> Path:
 
 # -- CLI glue -------------------------------------------------------------------------------------------------------
 def run_compare_cli(backbones, strategies, seeds, samples_per_class, weights, val_per_class, image_size, data_dir,
-                    max_epochs, limit_test, cache, cache_views, out) -> CompareResult:
+                    max_epochs, limit_test, cache, cache_views, out, refit=None) -> CompareResult:
     """``kft compare``: parse the comma lists, then ``compare``."""
     import click
 
@@ -650,7 +665,8 @@ def run_compare_cli(backbones, strategies, seeds, samples_per_class, weights, va
         samples_per_class=parse_list(samples_per_class, "samples-per-class", int),
         out=Path(out) if out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}",
         weights=weights, val_per_class=val_per_class, image_size=image_size, max_epochs=max_epochs,
-        limit_test=limit_test, cache=cache, cache_views=cache_views, data_dir=str(data_dir) if data_dir else None)
+        limit_test=limit_test, cache=cache, cache_views=cache_views, data_dir=str(data_dir) if data_dir else None,
+        refit=refit)
     if any(n < 1 for n in settings.samples_per_class):
         raise KftError("--samples-per-class: every value must be at least 1")
     result = compare(settings, log=click.echo)

@@ -235,3 +235,16 @@ def test_unfinished_run_folders(tmp_path):
     with pytest.raises(KftError, match="not a kft run"):
         cmp._clear_unfinished(run)
     assert (run / "notes.txt").exists()
+
+
+def test_rows_say_the_label_protocol_and_labels_per_class():
+    base = {"backbone": "mobilenet_v2", "strategy": "two_stage", "seed": 0, "samples_per_class": 80,
+            "val_per_class": 20, "weights": "imagenet", "test_accuracy": 0.8, "val_accuracy": 0.8,
+            "stages": [{"name": "stage1", "epochs": 3}], "seconds": 1.0}
+    old = cmp.row_from_metrics(base)  # a run written before the refit protocol existed
+    assert (old["label_protocol"], old["labels_per_class"]) == ("holdout", 100)
+    refit = cmp.row_from_metrics({**base, "labels": {"protocol": "refit", "per_class": 100.0}})
+    assert (refit["label_protocol"], refit["labels_per_class"]) == ("refit", 100.0)
+    settings = cmp.CompareSettings(("mobilenet_v2",), ("two_stage",), (0,), (80,), Path("x"), refit=True)
+    assert settings.command().split()[-3:] == ["--refit", "--out", "x"]
+    assert "**refit**" in cmp.format_markdown(settings, [refit])
