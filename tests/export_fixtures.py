@@ -39,13 +39,13 @@ def colour_images(n_per_class: int, seed: int, size: int = SIZE):
 
 
 @functools.lru_cache(maxsize=None)
-def trained():
+def trained(backbone: str = "mobilenet_v3_small"):
     """Namespace(dir, model_path, model, train_x, train_y, test_x, test_y, class_names)."""
     import keras
 
     from kft.model import build_classifier
 
-    model = build_classifier("mobilenet_v3_small", num_classes=3, image_size=SIZE, weights="none", seed=0)
+    model = build_classifier(backbone, num_classes=3, image_size=SIZE, weights="none", seed=0)
     train_x, train_y = colour_images(24, seed=1)
     test_x, test_y = colour_images(10, seed=2)
     backbone = model.get_layer("backbone")
