@@ -42,8 +42,25 @@ def backbones():
 
 
 @cli.command()
+@click.argument("backbone")
+@click.option("--strategy", default="two_stage", show_default=True,
+              help="two_stage, three_stage, full or head_only (kft.strategies).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the YAML to this file (default: print it).")
+def plan(backbone, strategy, out):
+    """Print the training plan of BACKBONE and --strategy as YAML, to copy, edit and pass to --config."""
+    from kft import atomic, strategies
+
+    text = strategies.plan_yaml(strategies.build_plan(backbone, strategy))
+    if out:
+        atomic.write_text(out, text)
+        click.echo(f"plan written to {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
 @click.argument("backbone", required=False)
-@click.option("--strategy", default=None, help="two_stage (default), full, head_only or three_stage.")
+@click.option("--strategy", default=None, help="two_stage (default), three_stage, full or head_only.")
 @click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Your own plan (YAML).")
 @click.option("--samples-per-class", type=int, help="Training images per class (default 100).")
 @click.option("--val-per-class", type=int, help="Validation images per class, from the rest of the training set.")

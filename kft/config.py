@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field, fields
-from importlib import resources
 from pathlib import Path
 
 from kft.errors import KftError
@@ -19,8 +18,7 @@ from kft.errors import KftError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 CACHE_MODES = ("auto", "off")
-STRATEGIES = ("two_stage", "full", "head_only", "three_stage")
-DEFAULT_STRATEGY = "two_stage"
+DEFAULT_STRATEGY = "two_stage"  # the strategies themselves: kft.strategies
 VAL_FRACTION = 0.2  # --labels-per-class N: the inner validation split's share of the N
 
 
@@ -159,16 +157,10 @@ def load_plan(path: str | Path) -> Plan:
 
 
 def strategy_plan(backbone: str, strategy: str = DEFAULT_STRATEGY) -> Plan:
-    """The shipped plan for ``backbone`` and ``strategy`` (``kft/configs/<backbone>/<strategy>.yaml``)."""
-    from kft.backbones import registry
-    from kft.errors import one_of
+    """The plan of ``strategy`` for ``backbone`` (strategies are code: see ``kft.strategies``)."""
+    from kft import strategies
 
-    registry.get(backbone)  # unknown backbone -> error listing the valid ones
-    if strategy not in STRATEGIES:
-        raise one_of("strategy", strategy, STRATEGIES)
-    ref = resources.files("kft") / "configs" / backbone / f"{strategy}.yaml"
-    with resources.as_file(ref) as path:
-        return load_plan(path)
+    return strategies.build_plan(backbone, strategy)
 
 
 def with_overrides(plan: Plan, **overrides) -> Plan:

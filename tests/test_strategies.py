@@ -1,0 +1,59 @@
+"""Strategies as code: every backbone x strategy plan builds, and `kft plan` prints what `--config` reads."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from kft import strategies
+from kft.backbones import registry
+from kft.cli import main
+from kft.config import load_plan, plan_from_dict, resolve_plan
+from kft.errors import KftError
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@pytest.mark.parametrize("backbone", registry.names())
+@pytest.mark.parametrize("name", strategies.names())
+def test_every_backbone_x_strategy_plan_builds_by_block_position(backbone, name):
+    plan = strategies.build_plan(backbone, name)
+    blocks = registry.get(backbone).block_names
+    assert plan.backbone == backbone and plan.strategy == name
+    trained = [set(s.trainable) for s in plan.stages]
+    assert all("head" in t for t in trained)
+    if name == "two_stage":  # the last block + head, then + the block before with smaller multipliers
+        assert trained == [{blocks[-1], "head"}, {blocks[-2], blocks[-1], "head"}]
+        m = plan.stages[1].lr_multipliers
+        assert m[blocks[-2]] < m[blocks[-1]] < 1
+    if name == "full":
+        assert trained == [{*blocks, "head"}]
+    # stages only ever unfreeze more (what makes the frozen-prefix cache valid for the whole run)
+    assert all(a <= b for a, b in zip(trained, trained[1:]))
+
+
+def test_unknown_strategy_and_taken_name():
+    with pytest.raises(KftError, match="strategy"):
+        strategies.build_plan("mobilenet_v2", "fastest")
+    with pytest.raises(ValueError, match="registered already"):
+        strategies.strategy("two_stage", "again")(lambda blocks: [])
+
+
+def test_kft_plan_prints_yaml_that_config_reads_back(tmp_path, capsys):
+    with pytest.raises(SystemExit) as e:
+        main(["plan", "resnet34", "--strategy", "three_stage"])
+        raise SystemExit(0)
+    assert (e.value.code or 0) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("# resnet34 / three_stage")
+    assert plan_from_dict(yaml.safe_load(text)).to_dict() == strategies.build_plan("resnet34", "three_stage").to_dict()
+    (tmp_path / "p.yaml").write_text(text.replace("max_epochs: 20", "max_epochs: 7"))
+    edited = resolve_plan("resnet34", config_path=tmp_path / "p.yaml")
+    assert [s.max_epochs for s in edited.stages] == [7, 30, 7]
+
+
+@pytest.mark.parametrize("path", sorted(CONFIGS.glob("*.yaml")), ids=lambda p: p.name)
+def test_every_example_plan_in_configs_loads(path):
+    plan = load_plan(path)
+    if path.name == "mobilenet_v2-two_stage.yaml":  # the annotated copy of the default plan
+        assert plan.to_dict() == strategies.build_plan("mobilenet_v2", "two_stage").to_dict()
