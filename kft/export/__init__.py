@@ -106,6 +106,11 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                       "scoring on its validation split")
             test_images, test_labels = run.val_set()
             scored_on = f"the run's validation split ({len(test_labels)} images; a folder dataset has no test set)"
+            if run.config.get("refit"):
+                _log(log, "this is a refit run: its validation images also trained the model, so the guard "
+                          "measures how far each variant moves from Keras on seen images, not accuracy")
+                scored_on = (f"the run's validation split ({len(test_labels)} images; a folder dataset has no test "
+                             f"set; a refit run also trained on them: read the drop, not the accuracy)")
         elif test_images is None:
             _log(log, "loading the test set")
             test_images, test_labels = run.test_set(limit_test)
