@@ -70,7 +70,7 @@ def evaluate(target: str | Path, *, limit_test: int | None = None, data_dir=None
     if path.is_dir():
         run = runs.load_run(path)
         if data_dir:
-            run.split["load_args"]["data_dir"] = str(data_dir)
+            run = run.with_data_dir(data_dir)
         model = runs.load_model(run.model_path)
         x, y = run.test_set(limit_test)
         names = run.class_names

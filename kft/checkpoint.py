@@ -17,8 +17,9 @@ import numpy as np
 
 from kft import atomic
 from kft.errors import KftError
+from kft.runs import CHECKPOINT
 
-FOLDER = "checkpoint"
+FOLDER = CHECKPOINT
 
 
 def _save_arrays(path: Path, arrays: list) -> None:

@@ -34,6 +34,8 @@ from pathlib import Path
 import numpy as np
 
 from kft import atomic
+from kft.runs import FILES as RUN_FILES
+from kft.runs import METRICS
 from kft.errors import KftError
 
 BASELINE = "two_stage"
@@ -186,7 +188,7 @@ def plan_jobs(settings: CompareSettings) -> list[Job]:
 def finished_metrics(path: Path) -> dict | None:
     """A run folder's ``metrics.json`` if the run finished (file present, readable, complete), else None."""
     try:
-        metrics = json.loads((Path(path) / "metrics.json").read_text())
+        metrics = json.loads((Path(path) / METRICS).read_text())
     except (OSError, ValueError):
         return None
     if not isinstance(metrics, dict) or any(k not in metrics for k in REQUIRED_METRICS):
@@ -207,9 +209,6 @@ def _check_matches(job: Job, metrics: dict, settings: CompareSettings) -> None:
     if protocol != ("refit" if job.plan.refit else "holdout"):
         raise KftError(f"{job.path} is a finished {protocol} run, but this compare asks for the other label "
                        f"protocol; use another --out")
-
-
-RUN_FILES = ("config.yaml", "split.json", "labels.txt", "history.csv", "model.keras", "checkpoint", "tensorboard")
 
 
 def _clear_unfinished(path: Path) -> None:

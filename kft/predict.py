@@ -46,10 +46,10 @@ class KerasClassifier:
         from kft.runtime.classifier import labels_beside
 
         if path.is_dir():
-            if not (path / "model.keras").is_file():
-                raise KftError(f"{path}: no model.keras in this folder")
-            path, labels = path / "model.keras", (runs.load_run(path).class_names if runs.is_run_dir(path)
-                                                  else labels_beside(path / "model.keras"))
+            if not (path / runs.MODEL).is_file():
+                raise KftError(f"{path}: no {runs.MODEL} in this folder")
+            path, labels = path / runs.MODEL, (runs.load_run(path).class_names if runs.is_run_dir(path)
+                                               else labels_beside(path / runs.MODEL))
         else:
             labels = labels_beside(path)
         return cls(runs.load_model(path), labels)

@@ -23,9 +23,10 @@ import shutil
 from pathlib import Path
 
 from kft.errors import KftError
+from kft.runs import MARKERS, METRICS
 
 LOCK_FILE = ".lock"
-RUN_MARKERS = ("config.yaml", "split.json")
+RUN_MARKERS = MARKERS
 SPACE_MARGIN = 1.2  # writers add headers and temporary copies: ask for 20% more than the payload
 _held: dict[str, int] = {}  # resolved run path -> open lock file descriptor
 
@@ -74,7 +75,7 @@ def check_new_run_folder(path: str | os.PathLike, overwrite: bool = False, clear
     if not entries:
         return
     if not overwrite:
-        if (path / "metrics.json").is_file():
+        if (path / METRICS).is_file():
             raise KftError(f"{path} holds a finished run; choose another --out, or pass --overwrite to replace it")
         hint = f"continue it with `kft train --resume {path}`, " if is_run_folder(path) else ""
         raise KftError(f"{path} is not empty; {hint}choose another --out, or pass --overwrite to replace it")

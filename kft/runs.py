@@ -22,6 +22,54 @@ from kft.errors import KftError
 
 HISTORY_COLUMNS = ("epoch", "stage", "loss", "accuracy", "val_loss", "val_accuracy", "lr", "seconds")
 
+# Every file of a run folder, named once. Readers of other modules use these names.
+CONFIG = "config.yaml"  # the resolved plan + seed + weights
+SPLIT = "split.json"  # the data source and the sampled indices
+LABELS = "labels.txt"
+MODEL = "model.keras"
+HISTORY = "history.csv"
+METRICS = "metrics.json"  # written last: a run folder with it is finished
+CURVES, CONFUSION = "curves.png", "confusion.png"
+CHECKPOINT, TENSORBOARD = "checkpoint", "tensorboard"
+MARKERS = (CONFIG, SPLIT)  # what makes a folder a run folder
+FILES = (CONFIG, SPLIT, LABELS, MODEL, HISTORY, METRICS, CURVES, CONFUSION, CHECKPOINT, TENSORBOARD)
+
+# 2: schema_version in config.yaml, split.json and metrics.json; split.json's data_source.
+# 1: no schema_version (run folders written from d6acc48 on): still read.
+SCHEMA_VERSION = 2
+
+
+@dataclass(frozen=True)
+class DataSource:
+    """Where a run's images come from and how they were sampled: enough to load them again."""
+
+    data_dir: str | None = None  # CIFAR-10 (None: $KFT_DATA_DIR / download)
+    folder: str | None = None  # or an image folder, one sub-folder per class
+    samples_per_class: int | None = None
+    val_per_class: int | None = None
+    seed: int = 0
+    limit_test: int | None = None
+    image_size: int | None = None  # folder images are resized to it when loaded
+
+    def load(self, limit_test: int | None = None):
+        from dataclasses import asdict
+
+        from kft.data import load_few_shot
+
+        args = asdict(self)
+        if limit_test is not None:
+            args["limit_test"] = limit_test
+        return load_few_shot(**args)
+
+    @classmethod
+    def from_split(cls, split: dict) -> DataSource | None:
+        """From a split.json: ``data_source`` (schema 2) or the ``load_args`` of schema 1; None if neither."""
+        raw = split.get("data_source", split.get("load_args"))
+        if not isinstance(raw, dict):
+            return None
+        known = {k: raw[k] for k in cls.__dataclass_fields__ if k in raw}
+        return cls(**known)
+
 
 def check_run_dir(out: str | Path | None, overwrite: bool = False) -> None:
     """Before any work: ``out`` must be new or empty (or a run folder, with ``overwrite``)."""
@@ -52,11 +100,11 @@ def new_run_dir(out: str | Path | None, backbone: str, strategy: str, overwrite:
 def write_config(run: Path, plan_dict: dict) -> None:
     import yaml
 
-    atomic.write_text(run / "config.yaml", yaml.safe_dump(plan_dict, sort_keys=False))
+    atomic.write_text(run / CONFIG, yaml.safe_dump({"schema_version": SCHEMA_VERSION, **plan_dict}, sort_keys=False))
 
 
 def write_labels(run: Path, class_names: list[str]) -> None:
-    atomic.write_text(run / "labels.txt", "".join(f"{c}\n" for c in class_names))
+    atomic.write_text(run / LABELS, "".join(f"{c}\n" for c in class_names))
 
 
 def weight_bytes(model) -> int:
@@ -69,7 +117,7 @@ def weight_bytes(model) -> int:
 def save_model(run: Path, model) -> Path:
     from kft.runguard import ensure_space
 
-    path = run / "model.keras"
+    path = run / MODEL
     ensure_space(path, weight_bytes(model))
     with atomic.atomic_path(path) as tmp:
         model.save(tmp)
@@ -81,7 +129,7 @@ def write_history(run: Path, rows: list[dict]) -> None:
     w = csv.DictWriter(buf, fieldnames=HISTORY_COLUMNS, extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
-    atomic.write_text(run / "history.csv", buf.getvalue())
+    atomic.write_text(run / HISTORY, buf.getvalue())
 
 
 def library_versions() -> dict:
@@ -115,7 +163,7 @@ def load_model(path: str | Path):
 
 
 def is_run_dir(path: Path) -> bool:
-    return (path / "config.yaml").is_file() and (path / "split.json").is_file()
+    return all((Path(path) / name).is_file() for name in MARKERS)
 
 
 @dataclass
@@ -123,29 +171,41 @@ class Run:
     """A finished (or interrupted) run, for evaluate / export / resume."""
 
     path: Path
-    config: dict
+    config: dict  # the plan + seed + weights (no schema_version)
     split: dict
     class_names: list[str]
+    source: DataSource | None = None  # None: split.json names none (an error once data is needed)
+    schema_version: int = SCHEMA_VERSION
     _loaded: dict = field(default_factory=dict, repr=False)  # limit_test -> FewShotData
 
     @property
     def model_path(self) -> Path:
-        return self.path / "model.keras"
+        return self.path / MODEL
+
+    @property
+    def finished(self) -> bool:
+        return (self.path / METRICS).is_file()
+
+    def with_data_dir(self, data_dir) -> Run:
+        """The same run, reading CIFAR-10 from ``data_dir`` (another machine's copy)."""
+        from dataclasses import replace
+
+        return replace(self, source=replace(self.source or DataSource(), data_dir=str(data_dir)), _loaded={})
 
     @property
     def name(self) -> str:
         return self.path.resolve().name
 
-    def _data(self, limit_test=None):
-        from kft.data import load_few_shot
-
-        args = dict(self.split["load_args"])
-        if limit_test is not None:
-            args["limit_test"] = limit_test
-        key = args.get("limit_test")
-        if key not in self._loaded:  # export asks for training and test images: load once
-            self._loaded[key] = load_few_shot(**args)
+    def data(self, limit_test=None):
+        """The run's FewShotData, loaded once per ``limit_test`` (export asks for training and test images)."""
+        if self.source is None:
+            raise KftError(f"{self.path / SPLIT} names no data source")
+        key = self.source.limit_test if limit_test is None else limit_test
+        if key not in self._loaded:
+            self._loaded[key] = self.source.load(limit_test)
         return self._loaded[key]
+
+    _data = data
 
     def train_images(self):
         return self._data().train.x
@@ -170,26 +230,37 @@ def load_run(path: str | Path) -> Run:
         raise KftError(f"{path} is not a kft run folder (no config.yaml and split.json)")
     import yaml
 
-    config = yaml.safe_load((path / "config.yaml").read_text())
-    split = json.loads((path / "split.json").read_text())
-    names = [line for line in (path / "labels.txt").read_text().splitlines() if line] \
-        if (path / "labels.txt").is_file() else split.get("class_names", [])
-    return Run(path, config, split, names)
+    try:
+        config = yaml.safe_load((path / CONFIG).read_text())
+        split = json.loads((path / SPLIT).read_text())
+    except (yaml.YAMLError, ValueError) as e:
+        raise KftError(f"{path}: {CONFIG} or {SPLIT} is corrupt ({str(e).splitlines()[0][:120]})") from None
+    if not isinstance(config, dict) or not isinstance(split, dict):
+        raise KftError(f"{path}: {CONFIG} or {SPLIT} is not a mapping")
+    version = config.pop("schema_version", 1)
+    if version > SCHEMA_VERSION:
+        raise KftError(f"{path} was written by a newer kft (run schema {version}; this one reads up to "
+                       f"{SCHEMA_VERSION}): upgrade kft")
+    names = [line for line in (path / LABELS).read_text().splitlines() if line] \
+        if (path / LABELS).is_file() else split.get("class_names", [])
+    return Run(path, config, split, names, DataSource.from_split(split), version)
 
 
-def write_split(run: Path, split: dict) -> None:
-    atomic.write_json(run / "split.json", split)
+def write_split(run: Path, source: DataSource, split: dict) -> None:
+    from dataclasses import asdict
+
+    atomic.write_json(run / SPLIT, {"schema_version": SCHEMA_VERSION, "data_source": asdict(source), **split})
 
 
 def write_metrics(run: Path, metrics: dict) -> None:
-    atomic.write_json(run / "metrics.json", metrics)
+    atomic.write_json(run / METRICS, {"schema_version": SCHEMA_VERSION, **metrics})
 
 
 def write_tensorboard(run: Path, rows: list[dict]) -> None:
     """Append epoch scalars to ``<run>/tensorboard`` (one event file per stage)."""
     import tensorflow as tf
 
-    writer = tf.summary.create_file_writer(str(run / "tensorboard"))
+    writer = tf.summary.create_file_writer(str(run / TENSORBOARD))
     with writer.as_default():
         for r in rows:
             for key in ("loss", "accuracy", "val_loss", "val_accuracy", "lr"):

@@ -247,7 +247,7 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     model = _initial_model(plan, data, seed, weights)
     run = runs.new_run_dir(out, plan.backbone, plan.strategy, overwrite)  # once data and weights are known good
     runs.write_config(run, {**plan.to_dict(), "seed": seed, "weights": weights})
-    runs.write_split(run, {"load_args": load_args, "class_names": data.class_names, **data.split})
+    runs.write_split(run, runs.DataSource(**load_args), {"class_names": data.class_names, **data.split})
     runs.write_labels(run, data.class_names)
     log(f"run {run}: {plan.backbone} / {plan.strategy}, {len(data.train.y)} train, {len(data.val.y)} val, "
         f"{0 if data.test is None else len(data.test.y)} test images, input {data.train.x.shape[1]} px "
@@ -279,13 +279,13 @@ def resume(run_dir, log=print):
 
     run = runs.load_run(run_dir)
     lock(run.path)
-    if (run.path / "metrics.json").is_file():
-        raise KftError(f"{run.path} is finished already (metrics.json exists); nothing to resume")
+    if run.finished:
+        raise KftError(f"{run.path} is finished already ({runs.METRICS} exists); nothing to resume")
     state = checkpoint.load_state(run.path)
     config = dict(run.config)
     seed, weights = config.pop("seed"), config.pop("weights")
-    plan = plan_from_dict(config, str(run.path / "config.yaml"))
-    data = load_few_shot(**run.split["load_args"])
+    plan = plan_from_dict(config, str(run.path / runs.CONFIG))
+    data = run.data()
     if state is None:  # killed before the first epoch ended: what Keras' BackupAndRestore does, start over
         log(f"{run.path} has no checkpoint yet (stopped before its first epoch ended): "
             f"starting it again from its saved config and split")

@@ -8,9 +8,9 @@ import platform
 from pathlib import Path
 
 from kft.errors import KftError
+from kft.runs import METRICS as RUN_METRICS
 
 EXPORT_REPORT = "export_report.json"
-RUN_METRICS = "metrics.json"
 
 
 def cpu_info() -> dict:

@@ -52,7 +52,9 @@ def default_out_dir(source: str | Path) -> Path:
     if path.is_dir():
         name = path.name
     else:
-        name = path.parent.name if path.name == "model.keras" else path.stem
+        from kft.runs import MODEL
+
+        name = path.parent.name if path.name == MODEL else path.stem
     return EXPORT_ROOT / name
 
 
@@ -82,12 +84,12 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
         if runs.is_run_dir(path):
             run = runs.load_run(path)
             if data_dir:
-                run.split.setdefault("load_args", {})["data_dir"] = str(data_dir)
+                run = run.with_data_dir(data_dir)
             model_path, class_names = run.model_path, run.class_names
         else:
-            model_path, class_names = path / "model.keras", labels_beside(path / "model.keras")
+            model_path, class_names = path / runs.MODEL, labels_beside(path / runs.MODEL)
         if not model_path.is_file():
-            raise KftError(f"{path}: no model.keras in this folder (nothing to export)")
+            raise KftError(f"{path}: no {runs.MODEL} in this folder (nothing to export)")
     else:
         if path.suffix != ".keras":
             raise KftError(f"{path}: expected a run folder or a .keras model file")
@@ -101,7 +103,7 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
         if train_images is None and "int8" in quants:
             _log(log, "loading training images for int8 calibration")
             train_images = run.train_images()
-        if test_images is None and run.split.get("load_args", {}).get("folder"):
+        if test_images is None and run.source is not None and run.source.folder:
             _log(log, "the run was trained on an image folder, which has no test set: "
                       "scoring on its validation split")
             test_images, test_labels = run.val_set()
