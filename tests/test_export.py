@@ -349,6 +349,30 @@ def test_a_variant_below_the_guard_is_retried_then_not_written(tmp_path, monkeyp
     assert "not written (model_int8.tflite)" in (tmp_path / "export_report.md").read_text()
 
 
+def test_an_int8_file_with_float_islands_is_timed_against_float32(tmp_path, monkeypatch):
+    """The first int8 attempt is made to fail, so the float-island fallback ships; the report
+    then says whether that file is still faster than float32 at 1 thread (figures, not a
+    verdict this test could rely on: timing depends on the machine)."""
+    from kft.export import export_model, guard, quant_debug
+
+    monkeypatch.setattr(quant_debug, "RMSE_PER_SCALE_LIMIT", 0.1)  # this tiny model's layers are all below 0.7
+    real = guard.verdict
+    monkeypatch.setattr(guard, "verdict", lambda row, *a: guard.FAILED if row["variant"] == "int8"
+                        and not row["selective"] else real(row, *a))
+    t = trained()
+    result = export_model(t.model, t.class_names, ["int8"], tmp_path, calibration_samples=24,
+                          train_images=t.train_x, test_images=t.test_x, test_labels=t.test_y)
+    (row,) = [r for r in result.report["rows"] if r["variant"] == "int8"]
+    assert row["selective"] and row["float_nodes"] and row["status"] == "ok"
+    speed = row["island_speed"]
+    assert speed["threads"] == 1 and speed["int8_ms"] > 0 and speed["float32_ms"] > 0
+    assert speed["faster"] == (speed["int8_ms"] < speed["float32_ms"])
+    md = (tmp_path / "export_report.md").read_text()
+    assert f"{speed['int8_ms']:.2f} ms vs float32 {speed['float32_ms']:.2f} ms at 1 thread" in md
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["export_report.json", "export_report.md", "labels.txt",
+                                                          "model_int8.tflite"]  # float32 was only timed
+
+
 def test_without_held_out_images_the_guard_says_it_could_not_check(tmp_path):
     from kft.export import export_model
 

@@ -216,6 +216,14 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         else:
             outputs[file] = tflite
 
+    islands = [r for r in rows[1:] if r["variant"] == "int8" and r["float_nodes"] and r["status"] != guard.FAILED]
+    if islands and test_images is not None:
+        _log(log, "timing the int8 file with float islands against float32 (1 thread)")
+        float32 = outputs.get("model_float32.tflite") or convert(model, QuantizationConfig.named(
+            "float32", None, False), n)
+        islands[0]["island_speed"] = guard.island_speed(outputs["model_int8.tflite"], float32,
+                                                        list(to_input_size(test_images[:8], n)))
+
     out_dir = Path(out_dir)
     result = {
         "name": out_dir.name, "source": source or model.name, "class_names": class_names,

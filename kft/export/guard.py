@@ -51,3 +51,26 @@ def fallback_for(quant):
     if quant.name == "int8" and not quant.selective:
         return replace(quant, selective=True)
     return None
+
+
+ISLAND_TIMING_RUNS = 30  # single-image runs per model, after 3 untimed ones, at 1 thread
+
+
+def island_speed(int8_model: bytes, float32_model: bytes, images) -> dict:
+    """Is an int8 file with float islands still faster than float32? Median ``invoke()`` ms of
+    each at 1 thread on the same images (islands add dequantize/quantize pairs and run their
+    ops in float, which can cost more than int8 saves)."""
+    import tempfile
+    from pathlib import Path
+
+    from kft.bench.tflite_timing import time_tflite
+
+    medians = {}
+    with tempfile.TemporaryDirectory(prefix="kft-island-speed-") as d:
+        for name, data in (("int8", int8_model), ("float32", float32_model)):
+            path = Path(d) / f"{name}.tflite"
+            path.write_bytes(data)
+            times = time_tflite(path, 1, list(images), ISLAND_TIMING_RUNS, 3)["times_ms"]
+            medians[name] = round(float(sorted(times)[len(times) // 2]), 3)
+    return {"int8_ms": medians["int8"], "float32_ms": medians["float32"], "threads": 1,
+            "faster": medians["int8"] < medians["float32"]}

@@ -47,11 +47,12 @@ def layer_statistics(converter, dataset) -> list[dict]:
     return rows
 
 
-def worst_layers(rows: list[dict], limit: float = RMSE_PER_SCALE_LIMIT) -> list[str]:
+def worst_layers(rows: list[dict], limit: float | None = None) -> list[str]:
+    limit = RMSE_PER_SCALE_LIMIT if limit is None else limit
     return [r["tensor_name"] for r in rows if r["rmse_per_scale"] > limit]
 
 
-def selective_int8(make_converter, dataset, limit: float = RMSE_PER_SCALE_LIMIT) -> tuple[bytes, list[str]]:
+def selective_int8(make_converter, dataset, limit: float | None = None) -> tuple[bytes, list[str]]:
     """An int8 model with the layers over ``limit`` left in float, and their tensor names.
     ``make_converter()`` returns a freshly configured converter (a debugger uses one up)."""
     import tensorflow as tf

@@ -129,6 +129,10 @@ def _guard_cell(row: dict) -> str:
     notes = []
     if row.get("selective"):
         notes.append(f"fallback: {len(row.get('float_nodes') or [])} layers in float")
+    speed = row.get("island_speed")
+    if speed:
+        notes.append(f"{speed['int8_ms']:.2f} ms vs float32 {speed['float32_ms']:.2f} ms at 1 thread: "
+                     + ("faster than float32" if speed["faster"] else "NOT faster than float32"))
     if len(tries) > 1:
         notes.append("tried " + ", ".join(_num(t["accuracy"], 4) for t in tries))
     return status + (f" ({'; '.join(notes)})" if notes else "")
