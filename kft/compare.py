@@ -34,6 +34,7 @@ from pathlib import Path
 import numpy as np
 
 from kft import atomic
+from kft.lists import parse_list  # noqa: F401  (kft.compare.parse_list, for callers)
 from kft.runs import FILES as RUN_FILES
 from kft.runs import METRICS
 from kft.errors import KftError
@@ -88,25 +89,6 @@ class CompareSettings:
         if self.refit is not None:
             args.append("--refit" if self.refit else "--no-refit")
         return shlex.join([*args, "--out", str(self.out)])
-
-
-def parse_list(text: str, what: str, cast: Callable = str) -> tuple:
-    """``"a,b,c"`` -> a tuple; a KftError for an empty item, a bad number or a duplicate."""
-    items = [t.strip() for t in str(text).split(",")]
-    if not items or any(not t for t in items):
-        raise KftError(f"--{what}: give a comma-separated list without empty items, got {text!r}")
-    out = []
-    for t in items:
-        try:
-            v = cast(t)
-        except ValueError:
-            raise KftError(f"--{what}: {t!r} is not a whole number") from None
-        if cast is int and v < 0:
-            raise KftError(f"--{what}: {v} must not be negative")
-        if v in out:
-            raise KftError(f"--{what}: {v} is listed twice")
-        out.append(v)
-    return tuple(out)
 
 
 def weights_label(weights: str | None) -> str:
@@ -660,8 +642,8 @@ def run_compare_cli(backbones, strategies, seeds, samples_per_class, weights, va
 
     settings = CompareSettings(
         backbones=parse_list(backbones, "backbones"), strategies=parse_list(strategies, "strategies"),
-        seeds=parse_list(seeds, "seeds", int),
-        samples_per_class=parse_list(samples_per_class, "samples-per-class", int),
+        seeds=parse_list(seeds, "seeds", int, minimum=0),
+        samples_per_class=parse_list(samples_per_class, "samples-per-class", int, minimum=0),
         out=Path(out) if out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}",
         weights=weights, val_per_class=val_per_class, image_size=image_size, max_epochs=max_epochs,
         limit_test=limit_test, cache=cache, cache_views=cache_views, data_dir=str(data_dir) if data_dir else None,

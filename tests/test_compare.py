@@ -79,7 +79,7 @@ def test_parse_list_errors():
     assert cmp.parse_list("0, 1,2", "seeds", int) == (0, 1, 2)
     for text in ("0,,1", "0,x", "1,1", "-1"):
         with pytest.raises(KftError, match="--seeds"):
-            cmp.parse_list(text, "seeds", int)
+            cmp.parse_list(text, "seeds", int, minimum=0)
 
 
 def test_reports_from_rows_learning_curve_and_labels(tmp_path):

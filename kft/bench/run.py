@@ -22,15 +22,10 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
 
 
 def parse_threads(text: str) -> list[int]:
-    """``"1,2,4"`` -> [1, 2, 4]; each a positive integer, duplicates dropped."""
-    out = []
-    for part in str(text).split(","):
-        part = part.strip()
-        if not part.isdigit() or int(part) < 1:
-            raise KftError(f"--threads {text!r}: expected positive integers separated by commas, e.g. 1,2,4")
-        if int(part) not in out:
-            out.append(int(part))
-    return out
+    """``"1,2,4"`` -> [1, 2, 4]; each a positive integer."""
+    from kft.lists import parse_list
+
+    return list(parse_list(text, "threads", int, minimum=1))
 
 
 def check_models(models) -> list[Path]:

@@ -35,9 +35,11 @@ class ExportResult:
 
 def parse_quantizations(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     """``"float32,int8"`` / ``"all"`` / a list -> validated names, in canonical order."""
-    names = [s.strip() for s in (spec.split(",") if isinstance(spec, str) else spec) if s.strip()]
-    if not names:
+    from kft.lists import parse_list
+
+    if not (spec.strip(" ,") if isinstance(spec, str) else spec):
         raise KftError("no quantization given; choose from: all, " + ", ".join(QUANTIZATIONS))
+    names = parse_list(spec, "quantize")
     if "all" in names:
         return list(QUANTIZATIONS)
     for n in names:
