@@ -22,7 +22,7 @@ def test_four_variants_convert_run_and_agree_with_keras(backbone, tmp_path):
     t = trained(backbone)
     result = export_model(t.model, t.class_names, QUANTS, tmp_path, calibration_samples=48,
                           train_images=t.train_x, test_images=t.test_x, test_labels=t.test_y,
-                          max_accuracy_drop=100.0)  # agreement is checked here, not accuracy
+                          input_size=32, max_accuracy_drop=100.0)  # agreement here, not accuracy or the input contract
     ref = predict_logits(t.model, t.test_x).astype(np.float64)
     ref_probs = np.exp(ref - ref.max(1, keepdims=True))
     ref_probs /= ref_probs.sum(1, keepdims=True)
