@@ -13,6 +13,7 @@ import sys
 
 import click
 
+from kft.compare import settings as compare_defaults  # constants only: no TensorFlow
 from kft.errors import KftError
 
 
@@ -158,10 +159,10 @@ def predict(model, images, top_k, as_json):
 
 
 @cli.command()
-@click.option("--backbones", default="mobilenet_v2,mobilenet_v3_small", show_default=True, help="Comma-separated.")
-@click.option("--strategies", default="head_only,two_stage,three_stage,full", show_default=True,
+@click.option("--backbones", default=compare_defaults.DEFAULT_BACKBONES, show_default=True, help="Comma-separated.")
+@click.option("--strategies", default=compare_defaults.DEFAULT_STRATEGIES, show_default=True,
               help="Comma-separated.")
-@click.option("--seeds", default="0,1,2", show_default=True, help="Comma-separated; a seed fixes the sampled images.")
+@click.option("--seeds", default=compare_defaults.DEFAULT_SEEDS, show_default=True, help="Comma-separated; a seed fixes the sampled images.")
 @click.option("--samples-per-class", default="100", show_default=True,
               help="Training images per class; a list (10,25,50,100,250) also draws a learning curve.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none (random init) or a file.")

@@ -3,32 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
 from pathlib import Path
 
 from kft.errors import KftError
 from kft.runs import METRICS as RUN_METRICS
 
 EXPORT_REPORT = "export_report.json"
-
-
-def cpu_info() -> dict:
-    """CPU model name (/proc/cpuinfo), logical cores, and the cores this process may use."""
-    name = None
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.split(":")[0].strip() in ("model name", "Hardware", "Processor"):
-                name = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        usable = len(os.sched_getaffinity(0))
-    except (AttributeError, OSError):
-        usable = None
-    return {"cpu": name or platform.processor() or platform.machine(), "cores": os.cpu_count(),
-            "usable_cores": usable}
 
 
 def header(cpu: dict, runtimes: list[str], images: str, runs: int, warmup: int) -> str:

@@ -48,7 +48,8 @@ def benchmark(models, threads=(1,), runs: int = 50, warmup: int = 5, images_dir=
               log=None) -> tuple[list[dict], dict]:
     """Benchmark every model at every thread count; returns (records, context for the header)."""
     from kft.bench.inputs import bench_images
-    from kft.bench.report import accuracy_for, cpu_info
+    from kft.bench.report import accuracy_for
+    from kft.machine import cpu_info
 
     paths = check_models(models)
     if runs < 1 or warmup < 0:
