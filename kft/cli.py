@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import warnings
 
 import click
 
@@ -32,6 +33,9 @@ def cli(verbose):
         # TensorFlow's Python-side warnings (e.g. tf.function retracing notices) are for its
         # developers, not kft's users; errors still show.
         logging.getLogger("tensorflow").setLevel(logging.ERROR)
+        # The quantization debugger builds tf.lite.Interpreter, whose deprecation notice is for TF's users.
+        warnings.filterwarnings("ignore", message=r"\s*Warning: tf\.lite\.Interpreter is deprecated",
+                                category=UserWarning)
 
 
 @cli.command()

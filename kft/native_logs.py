@@ -25,6 +25,8 @@ _NATIVE_NOTICES = (
     b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR",
 )
 _TFLITE_INFO = b"INFO: "  # LiteRT's own info lines ("INFO: Created TensorFlow Lite XNNPACK delegate for CPU.")
+# The int8 converter's summary ("fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, ...")
+_QUANTIZER_SUMMARY = re.compile(rb"^fully_quantize: \d+, inference_type: \d+, ")
 
 _installed = False
 
@@ -34,7 +36,8 @@ def is_native_log(line: bytes) -> bool:
     line = line.rstrip(b"\r\n")
     if line.startswith(b"F"):  # FATAL: the process is about to abort; say why
         return False
-    return bool(_NATIVE_LOG.match(line)) or line in _NATIVE_NOTICES or line.startswith(_TFLITE_INFO)
+    return (bool(_NATIVE_LOG.match(line) or _QUANTIZER_SUMMARY.match(line)) or line in _NATIVE_NOTICES
+            or line.startswith(_TFLITE_INFO))
 
 
 def hide_native_logs() -> None:

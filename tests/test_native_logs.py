@@ -13,6 +13,9 @@ def test_recognises_tensorflow_log_lines_only():
     assert is_native_log(b"W1128 20:15:03.123456   77 cpu_feature_guard.cc:227] This TensorFlow binary\n")
     assert is_native_log(b"WARNING: All log messages before absl::InitializeLog() is called are written to STDERR\n")
     assert is_native_log(b"INFO: Created TensorFlow Lite XNNPACK delegate for CPU.\n")
+    assert is_native_log(b"fully_quantize: 0, inference_type: 6, input_inference_type: FLOAT32, "
+                         b"output_inference_type: FLOAT32\n")
+    assert not is_native_log(b"fully_quantize: my own line\n")
     assert not is_native_log(b"F0000 00:00:1.0  1 check.cc:12] Check failed: x\n")  # fatal: the user must see it
     assert not is_native_log(b"error: photos/cat.jpg: not an image\n")
     assert not is_native_log(b"Traceback (most recent call last):\n")
