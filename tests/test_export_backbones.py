@@ -13,7 +13,7 @@ from export_fixtures import decisive, run_tflite, trained
 QUANTS = ["float32", "float16", "dynamic", "int8"]
 
 
-@pytest.mark.parametrize("backbone", ["mobilenet_v3_large", "resnet18",
+@pytest.mark.parametrize("backbone", [pytest.param("mobilenet_v3_large", marks=pytest.mark.slow), "resnet18",
                                       pytest.param("resnet34", marks=pytest.mark.slow)])
 def test_four_variants_convert_run_and_agree_with_keras(backbone, tmp_path):
     from kft.evaluate import predict_logits
