@@ -205,18 +205,17 @@ class Run:
             self._loaded[key] = self.source.load(limit_test)
         return self._loaded[key]
 
-    _data = data
 
     def train_images(self):
-        return self._data().train.x
+        return self.data().train.x
 
     def val_set(self):
         """The run's validation split (what selected its epochs): the held-out data of a folder run."""
-        val = self._data().val
+        val = self.data().val
         return val.x, val.y
 
     def test_set(self, limit: int | None = None):
-        test = self._data(limit).test
+        test = self.data(limit).test
         if test is None:
             raise KftError(f"{self.path}: this run was trained on a folder dataset with no test set")
         return test.x, test.y

@@ -272,7 +272,6 @@ def resume(run_dir, log=print):
     """Continue an interrupted run from the end of its last completed epoch."""
     from kft import checkpoint, runs
     from kft.config import plan_from_dict
-    from kft.data import load_few_shot
     from kft.errors import KftError
     from kft.model import build_classifier
     from kft.runguard import lock

@@ -3,7 +3,6 @@
 import csv
 import errno
 import json
-import os
 import subprocess
 import sys
 import time
