@@ -52,14 +52,13 @@ def main() -> None:
     print(f"{plan.backbone} two_stage at {plan.image_size} px, {len(data.train.y)} train + {len(data.val.y)} val "
           f"images, batch {plan.batch_size}, {plan.cache_views} cached views; {os.cpu_count()} CPUs "
           f"({platform.processor() or platform.machine()}), load average {os.getloadavg()[0]:.1f}")
-    quiet = lambda *_: None  # noqa: E731
-    shared = FeatureCache(model, plan, data, args.seed, quiet)
+    shared = FeatureCache(model, plan, data, args.seed)
 
     def features_for(mode, stage):
         if mode == "shared":
             return shared
         if mode == "per-stage":
-            return FeatureCache(model, dataclasses.replace(plan, stages=[stage]), data, args.seed, quiet)
+            return FeatureCache(model, dataclasses.replace(plan, stages=[stage]), data, args.seed)
         return None
 
     modes = [("shared", False), ("per-stage", False), ("off", False)]
@@ -70,12 +69,11 @@ def main() -> None:
         trainers = {}
         for mode, xla in modes + ([("shared", True), ("off", True)] if args.xla and i == 0 else []):
             p = dataclasses.replace(plan, cache="off" if mode == "off" else "auto")
-            trainer = StageTrainer(model, p, stage, i, data, args.seed, log=quiet, features=features_for(mode, stage))
-            trainer.jit_compile = xla
-            t = time.perf_counter()
-            trainer._prepare()
+            t = time.perf_counter()  # construction builds (or derives) the stage's cached features
+            trainer = StageTrainer(model, p, stage, i, data, args.seed, features=features_for(mode, stage),
+                                   jit_compile=xla)
             build = time.perf_counter() - t
-            trainer._epoch(0)  # trace the steps outside the timing
+            trainer.train_epoch(0)  # trace the steps outside the timing
             trainer.validate()
             trainers[mode + (" +xla" if xla else "")] = (trainer, build, [])
         # Round-robin: epoch e of every mode before epoch e + 1, so drifting machine load hits all alike.
@@ -83,7 +81,7 @@ def main() -> None:
         for e in range(1, args.epochs + 1):
             for trainer, _, times in trainers.values():
                 t = time.perf_counter()
-                trainer._epoch(e)
+                trainer.train_epoch(e)
                 trainer.validate()
                 times.append(time.perf_counter() - t)
         for label, (trainer, build, times) in trainers.items():

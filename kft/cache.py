@@ -19,6 +19,7 @@ here is stored in it.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
@@ -29,6 +30,8 @@ from kft.augment import CACHE_REFIT_VIEWS, CACHE_VIEWS, batch_seeds, make_augmen
 from kft.backbones.registry import HEAD_BLOCK, block_input
 from kft.model import HEAD_LAYERS, backbone_of, spec_of
 from kft.progress import progress
+
+_log = logging.getLogger(__name__)
 
 BUILD_BATCH = 64
 
@@ -157,8 +160,8 @@ class FeatureCache:
     would not fit ``cache_budget_mb``.
     """
 
-    def __init__(self, model, plan, data, seed: int, log=print):
-        self.model, self.plan, self.data, self.seed, self.log = model, plan, data, seed, log
+    def __init__(self, model, plan, data, seed: int):
+        self.model, self.plan, self.data, self.seed = model, plan, data, seed
         self.augmenter = make_augmenter(plan.augment)
         self.views = plan.cache_views if self.augmenter is not None else 1
         cuts = [stage_cut(model, s.trainable) for s in plan.stages] if plan.cache == "auto" else []
@@ -183,7 +186,7 @@ class FeatureCache:
             prefix = prefix_model(self.model, base)
             extra = self._views(prefix, *self.parts[-1], desc=f"caching features entering {base} (refit)")
             self.stored = (base, np.concatenate([train, extra], axis=1), val[:0])
-            self.log(f"refit: cached {self.views} view(s) of the {extra.shape[1]} validation images entering "
+            _log.info(f"refit: cached {self.views} view(s) of the {extra.shape[1]} validation images entering "
                      f"{base} too, {time.time() - t:.1f}s")
 
     def _bytes(self, cut: str) -> int:
@@ -228,7 +231,7 @@ class FeatureCache:
         if shared <= budget:
             if self.stored is None:
                 self.stored = (self.base, *self._from_images(self.base))
-                self.log(f"[{stage.name}] cached features entering {self.base} (kept for every stage): "
+                _log.info(f"[{stage.name}] cached features entering {self.base} (kept for every stage): "
                          f"{self.views} view(s) x {len(self.data.train.x)} train + {len(self.data.val.x)} val, "
                          f"{self._bytes(self.base) / 2**20:.0f} MB float16, {time.time() - t:.1f}s")
                 t = time.time()
@@ -236,10 +239,10 @@ class FeatureCache:
         elif self._bytes(cut) <= budget:
             train, val, need, source = *self._from_images(cut), self._bytes(cut), "the images"
         else:
-            self.log(f"[{stage.name}] feature cache would need {self._bytes(cut) / 2**20:.0f} MB > budget "
+            _log.info(f"[{stage.name}] feature cache would need {self._bytes(cut) / 2**20:.0f} MB > budget "
                      f"{self.plan.cache_budget_mb} MB: training uncached")
             return None
         if cut != self.base or shared > budget:
-            self.log(f"[{stage.name}] features entering {cut} from {source}: "
+            _log.info(f"[{stage.name}] features entering {cut} from {source}: "
                      f"{self._bytes(cut) / 2**20:.0f} MB float16, {time.time() - t:.1f}s")
         return StageFeatures(cut, bridge(self.model, cut, HEAD_BLOCK), train, val, need / 2**20)

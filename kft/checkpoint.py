@@ -18,6 +18,7 @@ import numpy as np
 from kft import atomic
 from kft.errors import KftError
 from kft.runs import CHECKPOINT
+from kft.state import RunState
 
 FOLDER = CHECKPOINT
 
@@ -33,11 +34,16 @@ def _load_arrays(path: Path) -> list[np.ndarray]:
         return [z[f"arr_{i}"] for i in range(len(z.files))]
 
 
-def save(run: Path, model, state: dict, best_weights=None, optimizer=None, rng=None) -> None:
-    """Write one checkpoint; ``state`` is JSON-able (stage index, epoch, history ...)."""
+def save(run: Path, model, state: dict | RunState, best_weights=None, optimizer=None, rng=None) -> None:
+    """Write one checkpoint: ``state`` (a RunState, or its JSON) and the arrays that continue it."""
     from kft.runs import weight_bytes
     from kft.runguard import ensure_space
 
+    if isinstance(state, RunState):
+        progress = state.stage
+        best_weights, optimizer = (progress.best_weights, progress.optimizer) if progress else (None, None)
+        rng = progress.rng if progress else state.rng
+        state = state.to_json()
     folder = Path(run) / FOLDER
     folder.mkdir(exist_ok=True)
     extra = sum(int(np.asarray(a).nbytes) for arrays in (best_weights, optimizer, rng) for a in (arrays or []))
@@ -54,6 +60,15 @@ def save(run: Path, model, state: dict, best_weights=None, optimizer=None, rng=N
     atomic.write_json(folder / "state.json", {**state, "serial": serial, "files": files})
     for name in (old or {}).get("files", {}).values():
         (folder / name).unlink(missing_ok=True)
+
+
+def load(run: Path) -> tuple[RunState, Path] | None:
+    """The last complete checkpoint: its state (with arrays) and the model weights file; None if none."""
+    raw = load_state(run)
+    if raw is None:
+        return None
+    arrays = {key: load_arrays(run, raw, key) for key in ("best", "optimizer", "rng")}
+    return RunState.from_json(raw, arrays), model_weights_path(run, raw)
 
 
 def load_state(run: Path) -> dict | None:

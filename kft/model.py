@@ -51,12 +51,16 @@ def build_classifier(backbone: str | BackboneSpec, num_classes: int, *, image_si
     x = keras.layers.GlobalAveragePooling2D(name="avg_pool")(x)
     x = keras.layers.Dropout(dropout, seed=seed, name="dropout")(x)
     outputs = keras.layers.Dense(num_classes, name="logits")(x)
-    return keras.Model(inputs, outputs, name=f"kft_{spec.name}")
+    model = keras.Model(inputs, outputs, name=f"kft_{spec.name}")
+    model.kft_backbone = spec.name
+    return model
 
 
 def spec_of(model) -> BackboneSpec:
-    """The registry entry a classifier was built from (its name is ``kft_<backbone>``)."""
-    return registry.get(model.name.removeprefix("kft_"))
+    """The registry entry a classifier was built from: ``kft_backbone``, set by
+    ``build_classifier`` and, from the run's config, by ``kft.artifacts``; only a bare
+    ``.keras`` file (no run folder) falls back to its model name, ``kft_<backbone>``."""
+    return registry.get(getattr(model, "kft_backbone", None) or model.name.removeprefix("kft_"))
 
 
 def backbone_of(model):
@@ -124,3 +128,12 @@ def inference_fn(model):
 
         _INFERENCE_FNS[model] = fn
     return fn
+
+
+def dropout_rng_variables(model) -> list:
+    """Seed-generator state of the dropout layer (augmentation is stateless, see kft.augment):
+    the only random state that carries from one epoch, or stage, to the next."""
+    import keras
+
+    dropout = model.get_layer("dropout")
+    return [g.state for g in vars(dropout).values() if isinstance(g, keras.random.SeedGenerator)]

@@ -23,7 +23,7 @@ def _snapshot(model):
 def _fit(model, plan, stage_index, data, **kw):
     from kft.train import StageTrainer
 
-    return StageTrainer(model, plan, plan.stages[stage_index], stage_index, data, seed=0, log=lambda *_: None, **kw).fit()
+    return StageTrainer(model, plan, plan.stages[stage_index], stage_index, data, seed=0, **kw).fit()
 
 
 @pytest.mark.parametrize("cache", ["auto", "off"])
@@ -161,7 +161,7 @@ def _two_stage_cache(plan_kw=None):
 
     plan = _plan([Stage("s1", ["layer4", "head"]), Stage("s2", ["layer3", "layer4", "head"])],
                  augment=Augment(), cache_views=2, **(plan_kw or {}))
-    return plan, lambda model, data, p=plan: FeatureCache(model, p, data, 0, log=lambda *_: None)
+    return plan, lambda model, data, p=plan: FeatureCache(model, p, data, 0)
 
 
 def test_feature_cache_runs_the_images_once_and_derives_every_stage(tiny_data):
@@ -207,7 +207,7 @@ def test_feature_cache_sees_blocks_an_earlier_stage_trained(tiny_data):
 
     plan = _plan([Stage("s1", ["layer3", "layer4", "head"]), Stage("s2", ["layer4", "head"])])
     model = _model()
-    cache = FeatureCache(model, plan, tiny_data, 0, log=lambda *_: None)
+    cache = FeatureCache(model, plan, tiny_data, 0)
     assert cache.for_stage(plan.stages[0]).cut == "layer3"
     stale = compute_features(prefix_model(model, "layer4"), tiny_data.train.x, dtype=np.float32)
     for layer in block_layers(model)["layer3"]:  # stand-in for stage 1 training layer3
@@ -219,3 +219,25 @@ def test_feature_cache_sees_blocks_an_earlier_stage_trained(tiny_data):
     got = s2.train[0].astype(np.float32)
     np.testing.assert_allclose(got, fresh, atol=0.01 * np.abs(fresh).max())
     assert np.abs(got - stale).max() > 0.1 * np.abs(stale).max()
+
+
+def test_balanced_class_weights_weight_each_images_loss(tiny_data):
+    """--class-weight balanced: the step's loss is the batch mean of each image's loss times n / (k x count)."""
+    import keras
+    import tensorflow as tf
+
+    from kft.train import StageTrainer, balanced_class_weights
+
+    assert balanced_class_weights(np.array([0, 0, 0, 1]), 3) == pytest.approx([4 / 9, 4 / 3, 0.0])
+    keep = np.r_[0:8, 8:10, 16:24]  # class 1 keeps 2 of its 8 images
+    tiny_data.train.x, tiny_data.train.y = tiny_data.train.x[keep], tiny_data.train.y[keep]
+    plan = _plan([Stage("s1", ["head"], max_epochs=1, label_smoothing=0.0)], cache="off", class_weight="balanced")
+    model = build_classifier("mobilenet_v3_small", 3, image_size=32, weights="none", dropout=0.0, seed=0)
+    trainer = StageTrainer(model, plan, plan.stages[0], 0, tiny_data, seed=0)
+    assert trainer.class_weights == pytest.approx([18 / 24, 18 / 6, 18 / 24])
+    x, y = tiny_data.train.x[4:12], tiny_data.train.y[4:12].astype(np.int32)  # 4 of class 0, 2 of 1, 2 of 2
+    logits = model(x.astype(np.float32), training=False)  # before the step moves the weights
+    per_image = keras.losses.CategoricalCrossentropy(from_logits=True, reduction=None)(np.eye(3)[y], logits)
+    loss, _ = trainer.train_step(tf.constant(x), tf.constant(y))
+    assert float(loss) == pytest.approx(float(np.mean(per_image * trainer.class_weights[y])), rel=1e-5)
+    assert float(loss) != pytest.approx(float(np.mean(per_image)), rel=1e-3)
