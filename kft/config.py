@@ -18,6 +18,8 @@ from kft.errors import KftError
 OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 CACHE_MODES = ("auto", "off")
+CLASS_WEIGHTS = ("none", "balanced")
+ALL = "all"  # samples_per_class: the whole training set minus validation
 DEFAULT_STRATEGY = "two_stage"  # the strategies themselves: kft.strategies
 VAL_FRACTION = 0.2  # --labels-per-class N: the inner validation split's share of the N
 
@@ -56,8 +58,9 @@ class Plan:
     image_size: int = 160  # the backbone's resolution (images are upsampled inside the model)
     dropout: float = 0.2
     batch_size: int = 32
-    samples_per_class: int = 100
+    samples_per_class: int | str = 100  # or "all": every training image not drawn for validation
     val_per_class: int = 100
+    class_weight: str = "none"  # "balanced": weight each class's loss by n / (classes x its count)
     # Label protocol. False ("holdout"): the model is trained on the training split and the
     # validation split only selects. True ("refit", as VTAB-1k): after selection, a fresh model
     # is trained on training + validation images for each stage's selected epoch count, so
@@ -106,8 +109,12 @@ def validate(plan: Plan) -> Plan:
     spec = registry.get(plan.backbone)
     blocks = registry.all_block_names(spec)
     _pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
-    for key in ("image_size", "batch_size", "samples_per_class", "cache_views", "cache_budget_mb"):
+    for key in ("image_size", "batch_size", "cache_views", "cache_budget_mb"):
         _check(_pos_int(getattr(plan, key)), f"{key} must be a positive integer, got {getattr(plan, key)!r}")
+    _check(_pos_int(plan.samples_per_class) or plan.samples_per_class == ALL,
+           f"samples_per_class must be a positive integer or {ALL!r}, got {plan.samples_per_class!r}")
+    _check(plan.class_weight in CLASS_WEIGHTS,
+           f"class_weight: {plan.class_weight!r} is not one of {', '.join(CLASS_WEIGHTS)}")
     _check(isinstance(plan.val_per_class, int) and plan.val_per_class >= 1,
            f"val_per_class must be a positive integer, got {plan.val_per_class!r}")
     _check(isinstance(plan.refit, bool), f"refit must be true or false, got {plan.refit!r}")
@@ -195,7 +202,7 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
         plan = strategy_plan(backbone, strategy or DEFAULT_STRATEGY)
     for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class"):
         v = overrides.get(key)
-        if v is not None and v <= 0:
+        if isinstance(v, int) and v <= 0:  # anything else is for validate() to name
             raise KftError(f"--{key.replace('_', '-')} must be positive, got {v}")
     labels = overrides.pop("labels_per_class", None)
     if labels is not None:  # "N labels in total": an inner 80/20 split selects, then all N train

@@ -13,7 +13,7 @@ import numpy as np
 
 from kft.data.cifar10 import CIFAR10_CLASSES, load_cifar10, load_cifar10_with_source
 from kft.data.folder import FolderData, load_folder
-from kft.data.sampling import check_int, few_shot_indices, split_counts, stratified_subset
+from kft.data.sampling import ALL, check_int, few_shot_indices, split_counts, stratified_subset
 from kft.data.types import Dataset, FewShotData
 from kft.errors import KftError
 
@@ -49,7 +49,8 @@ def load_few_shot(
     """Load the few-shot split a training run uses; the same arguments give identical arrays.
 
     CIFAR-10 (default; ``data_dir`` / ``KFT_DATA_DIR`` / Keras download):
-    ``samples_per_class`` (default 100) training and ``val_per_class``
+    ``samples_per_class`` (default 100, or ``"all"``: every image not drawn for
+    validation) training and ``val_per_class``
     (default 100, may be 0) validation images per class, both drawn from the
     training file and disjoint; test = the test file, or a class-balanced
     ``limit_test`` subset of it (chosen with a fixed seed so runs with
@@ -64,14 +65,16 @@ def load_few_shot(
     if folder is not None and data_dir is not None:
         raise KftError("give either an image folder or a CIFAR-10 data dir, not both")
     if folder is not None:
-        return _from_folder(folder, image_size, samples_per_class, val_per_class, seed, limit_test)
+        spc = None if samples_per_class == ALL else samples_per_class  # a folder trains on all by default
+        return _from_folder(folder, image_size, spc, val_per_class, seed, limit_test)
     return _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test)
 
 
 def _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test) -> FewShotData:
     spc = CIFAR_SAMPLES_PER_CLASS if samples_per_class is None else samples_per_class
     vpc = CIFAR_VAL_PER_CLASS if val_per_class is None else val_per_class
-    check_int("samples per class", spc, 1)
+    if spc != ALL:
+        check_int("samples per class", spc, 1)
     check_int("validation images per class", vpc, 0)
     if limit_test is not None:
         check_int("test limit", limit_test, 1)
@@ -86,7 +89,7 @@ def _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test) ->
         "source": source,
         "index_space": "train/val: rows of the CIFAR-10 training set; test: rows of its test set",
         "seed": int(seed),
-        "samples_per_class": int(spc),
+        "samples_per_class": spc if spc == ALL else int(spc),
         "val_per_class": int(vpc),
         "limit_test": None if limit_test is None else int(limit_test),
         "test_subset_seed": None if limit_test is None else TEST_SUBSET_SEED,

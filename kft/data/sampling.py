@@ -13,9 +13,12 @@ import numpy as np
 from kft.errors import KftError
 
 
+ALL = "all"
+
+
 def few_shot_indices(
     y,
-    samples_per_class: int,
+    samples_per_class: int | str,
     val_per_class: int,
     seed: int,
     class_names: Sequence[str] | None = None,
@@ -23,15 +26,19 @@ def few_shot_indices(
     """Per class, draw ``samples_per_class`` training and ``val_per_class`` validation
     indices (disjoint: validation comes from the images not drawn for training).
 
-    ``samples_per_class`` must be >= 1 and ``val_per_class`` >= 0 (0: empty
-    validation set). Classes are ``range(len(class_names))`` when names are
-    given (so an absent class is an error), else the labels present in ``y``.
-    A class with too few images raises ``KftError`` naming it.
+    ``samples_per_class`` must be >= 1 or ``"all"`` (every image of the class not
+    drawn for validation) and ``val_per_class`` >= 0 (0: empty validation set).
+    Classes are ``range(len(class_names))`` when names are given (so an absent
+    class is an error), else the labels present in ``y``. A class with too few
+    images raises ``KftError`` naming it.
     """
-    check_int("samples per class", samples_per_class, 1)
     check_int("validation images per class", val_per_class, 0)
     y, classes = _labels(y, class_names)
     k = len(classes)
+    if samples_per_class == ALL:
+        train = [max(int(np.sum(y == c)) - val_per_class, 1) for c in classes]
+        return split_counts(y, train, [val_per_class] * k, seed, class_names, classes)
+    check_int("samples per class", samples_per_class, 1)
     return split_counts(y, [samples_per_class] * k, [val_per_class] * k, seed, class_names, classes)
 
 
