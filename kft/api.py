@@ -11,12 +11,15 @@
 (``kft.train``, ``kft.export`` ... are the modules that do the work; this module is
 the stable surface over them.) Every function raises ``kft.errors.KftError`` (one
 readable line) for a user mistake. Importing it does not import TensorFlow; each
-call imports what it needs.
+call imports what it needs. Progress lines go through ``logging`` (logger ``kft``):
+printed plainly unless your program configured logging itself (see ``kft.log``).
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from kft.log import show_messages_unless_configured
 
 
 def plan(backbone: str, strategy: str | None = None, config: str | Path | None = None, **overrides):
@@ -29,16 +32,19 @@ def plan(backbone: str, strategy: str | None = None, config: str | Path | None =
 
 def train(backbone: str, *, strategy: str | None = None, config: str | Path | None = None, seed: int = 0,
           weights: str = "imagenet", data_dir=None, data=None, limit_test: int | None = None, out=None,
-          overwrite: bool = False, log=print, **overrides) -> Path:
+          overwrite: bool = False, callbacks=(), **overrides) -> Path:
     """Fine-tune ``backbone`` in stages; returns the finished run folder.
 
     ``data``: a folder with one sub-folder per class (default: few-shot CIFAR-10 from
     ``data_dir`` or ``$KFT_DATA_DIR``). ``out`` must be new or empty unless ``overwrite``
     (which replaces a previous run there). ``overrides`` go to :func:`plan`.
+    ``callbacks``: your own ``keras.callbacks.Callback`` objects (each stage is one Keras
+    "fit"; epochs are numbered run-wide) or ``kft.callbacks.Callback`` ones.
     """
     from kft.errors import KftError
     from kft.train import train as train_plan
 
+    show_messages_unless_configured()
     if data_dir and data:
         raise KftError("give either --data-dir (CIFAR-10) or --data (a folder dataset), not both")
     if limit_test is not None and limit_test <= 0:
@@ -48,40 +54,37 @@ def train(backbone: str, *, strategy: str | None = None, config: str | Path | No
     if overrides.get("labels_per_class") is not None:  # the plan holds the inner split it chose
         counts = (p.samples_per_class, p.val_per_class)
     return train_plan(p, seed=seed, weights=weights, data_dir=data_dir, folder=data, folder_counts=counts,
-                      limit_test=limit_test, out=out, log=log, overwrite=overwrite)
+                      limit_test=limit_test, out=out, overwrite=overwrite, callbacks=callbacks)
 
 
-def resume(run: str | Path, *, log=print) -> Path:
+def resume(run: str | Path, *, callbacks=()) -> Path:
     """Continue an interrupted run folder; returns it when finished."""
     from kft.train import resume as resume_run
 
-    return resume_run(run, log=log)
+    show_messages_unless_configured()
+    return resume_run(run, callbacks=callbacks)
 
 
 def evaluate(target: str | Path, *, limit_test: int | None = None, data_dir=None, tta: bool = False) -> dict:
     """Test accuracy of a run folder (its own test set) or a ``.keras`` file (CIFAR-10):
     ``{"accuracy", "per_class_accuracy", "confusion_matrix", "n", "class_names"}``.
     ``tta``: flip test-time augmentation (a separate figure: exported models do not do it)."""
-    from kft import runs
+    from kft.artifacts import KERAS, RUN, open_artifact
     from kft.errors import KftError
     from kft.evaluate import evaluate_model
 
-    path = Path(target)
-    if path.is_dir():
-        run = runs.load_run(path)
-        if data_dir:
-            run = run.with_data_dir(data_dir)
-        model = runs.load_model(run.model_path)
-        x, y = run.test_set(limit_test)
-        names = run.class_names
+    art = open_artifact(target, (RUN, KERAS), data_dir=data_dir)
+    model = art.load_keras()
+    if art.run is not None:
+        x, y = art.run.test_set(limit_test)
+        names = art.run.class_names
     else:
         from kft.data import load_few_shot
 
-        model = runs.load_model(path)
         data = load_few_shot(data_dir=data_dir, samples_per_class=1, val_per_class=1, seed=0, limit_test=limit_test)
         x, y, names = data.test.x, data.test.y, data.class_names
         if model.outputs[0].shape[-1] != len(names):
-            raise KftError(f"{path} has {model.outputs[0].shape[-1]} outputs; CIFAR-10 has {len(names)} classes")
+            raise KftError(f"{art.path} has {model.outputs[0].shape[-1]} outputs; CIFAR-10 has {len(names)} classes")
     return {**evaluate_model(model, x, y, len(names), desc=f"scoring {len(y)} test images", tta=tta),
             "class_names": names}
 
@@ -91,6 +94,7 @@ def export(source: str | Path, *, quantize: str = "all", int8_io: bool = False, 
     ``options`` are those of ``kft.export.export_run`` (``calibration_samples``, ``limit_test`` ...)."""
     from kft.export import export_run
 
+    show_messages_unless_configured()
     return export_run(source, quantize, int8_io, out_dir=out, **options)
 
 

@@ -9,10 +9,7 @@ and skipped; the others are still classified.
 
 from __future__ import annotations
 
-import json
 import os
-import sys
-from pathlib import Path
 
 import numpy as np
 
@@ -41,18 +38,12 @@ class KerasClassifier:
             raise KftError(f"{len(self.labels)} labels for a model with {n} outputs")
 
     @classmethod
-    def load(cls, path: Path) -> "KerasClassifier":
-        from kft import runs
-        from kft.runtime.classifier import labels_beside
+    def load(cls, path) -> "KerasClassifier":
+        """From a ``.keras`` file or a run folder (see ``kft.artifacts``)."""
+        from kft.artifacts import KERAS, RUN, open_artifact
 
-        if path.is_dir():
-            if not (path / runs.MODEL).is_file():
-                raise KftError(f"{path}: no {runs.MODEL} in this folder")
-            path, labels = path / runs.MODEL, (runs.load_run(path).class_names if runs.is_run_dir(path)
-                                               else labels_beside(path / runs.MODEL))
-        else:
-            labels = labels_beside(path)
-        return cls(runs.load_model(path), labels)
+        art = open_artifact(path, (RUN, KERAS))
+        return cls(art.load_keras(), art.labels)
 
     def classify(self, images: np.ndarray) -> np.ndarray:
         from kft.evaluate import predict_logits
@@ -74,16 +65,14 @@ class KerasClassifier:
 
 def open_model(path: str | os.PathLike, num_threads: int | None = None):
     """A classifier for a ``.tflite`` (TensorFlow-free), a ``.keras`` file or a run folder."""
-    path = Path(path)
-    if not path.exists():
-        raise KftError(f"{path}: no such model file or run folder")
-    if path.suffix == ".tflite":
+    from kft.artifacts import TFLITE, open_artifact
+
+    art = open_artifact(path)
+    if art.kind == TFLITE:
         from kft.runtime import Classifier
 
-        return Classifier(path, num_threads=num_threads)
-    if path.is_dir() or path.suffix == ".keras":
-        return KerasClassifier.load(path)
-    raise KftError(f"{path}: expected a .tflite or .keras model, or a run folder")
+        return Classifier(art.model_path, num_threads=num_threads)
+    return KerasClassifier(art.load_keras(), art.labels)
 
 
 def top_k(probs: np.ndarray, labels: list[str], k: int) -> list[dict]:
@@ -111,33 +100,3 @@ def classify_files(model, paths, k: int, on_result=None) -> list[dict]:
         if on_result:
             on_result(result)
     return results
-
-
-def run_predict(model_path, images, top_k_count: int = 3, as_json: bool = False, num_threads=None,
-                out=None, err=None) -> int:
-    """The ``kft predict`` command: prints results, returns the exit code (1 if any image failed)."""
-    out = out or sys.stdout
-    err = err or sys.stderr
-    if top_k_count < 1:
-        raise KftError(f"--top-k must be at least 1, got {top_k_count}")
-    if not images:
-        raise KftError("no images given")
-    from kft.images import expand_image_paths
-
-    images = expand_image_paths(images)
-    model = open_model(model_path, num_threads=num_threads)
-    k = min(top_k_count, len(model.labels))
-
-    def report(result):
-        if "error" in result:
-            print(f"error: {result['error']}", file=err, flush=True)
-        elif not as_json:
-            print(result["image"], file=out)
-            for c in result["top_k"]:
-                print(f"  {c['label']}: {c['probability']:.4f}", file=out)
-            out.flush()
-
-    results = classify_files(model, images, k, on_result=report)
-    if as_json:
-        print(json.dumps({"model": str(model_path), "results": results}, indent=2), file=out, flush=True)
-    return 1 if any("error" in r for r in results) else 0

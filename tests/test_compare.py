@@ -190,6 +190,28 @@ def test_compare_writes_results(compared):
     assert f"Machine: {cpu[0] if cpu else ''}" in md and f"{os.cpu_count()} cores" in md
 
 
+def _table(folder):
+    with open(folder / "results.csv") as f:
+        return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
+
+
+def test_print_jobs_then_jobs_2_give_the_same_results(compared, tmp_path, capsys):
+    """The grid as `kft train` lines for a scheduler, then run by `--jobs 2` processes: the same table."""
+    out = tmp_path / "parallel"
+    capsys.readouterr()
+    main([*_args(out), "--print-jobs"])
+    printed = capsys.readouterr()
+    lines = printed.out.splitlines()
+    first = out.resolve() / "runs" / "mobilenet_v3_small-two_stage-s0-n2"
+    assert len(lines) == 4 and lines[0].startswith("kft train mobilenet_v3_small --strategy two_stage --seed 0 ")
+    assert lines[0].endswith(f"--cache off --out {first}") and "then run `kft compare" in printed.err
+    assert not (out / "runs").exists()  # nothing trained
+    main([*_args(out), "--jobs", "2"])
+    assert "training 4 runs in 2 processes" in capsys.readouterr().out
+    assert _table(out) == _table(compared)
+    assert (out / "logs" / "mobilenet_v3_small-head_only-s1-n2.log").is_file()
+
+
 def test_same_seed_same_images_across_strategies(compared):
     runs = _run_dirs(compared)
     split = {k: json.loads((p / "split.json").read_text()) for k, p in runs.items()}

@@ -79,7 +79,7 @@ def _cifar_exports():
     out = Path(tempfile.mkdtemp(prefix="kft-contract-"))
     atexit.register(shutil.rmtree, out, ignore_errors=True)
     run = api.train("mobilenet_v2", strategy="head_only", seed=0, samples_per_class=50, val_per_class=20,
-                    image_size=96, max_epochs=8, limit_test=200, out=out / "run", log=lambda m: None)
+                    image_size=96, max_epochs=8, limit_test=200, out=out / "run")
     guard_off = dict(max_accuracy_drop=100.0)  # this quick model's int8 loses ~5 points: not the subject here
     exports = {"after": api.export(run, quantize="all", out=out / "after", **guard_off),
                "after-io": api.export(run, quantize="int8", int8_io=True, out=out / "after-io", **guard_off),
@@ -152,7 +152,7 @@ def test_default_run_agrees_with_mediapipe_on_97_percent_of_photos(tmp_path):
     require_env("KFT_WEIGHTS_DIR")
     pytest.importorskip("mediapipe")
     pytest.importorskip("skimage")
-    run = api.train("mobilenet_v2", seed=1, limit_test=1000, out=tmp_path / "run", log=lambda m: None)
+    run = api.train("mobilenet_v2", seed=1, limit_test=1000, out=tmp_path / "run")
     files = write_photo_set(tmp_path / "photos")
     for int8_io in (False, True):
         result = api.export(run, quantize="int8" if int8_io else "all", int8_io=int8_io, out=tmp_path / f"e{int8_io}",

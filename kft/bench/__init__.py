@@ -8,6 +8,6 @@ TensorFlow.
 """
 
 from kft.bench.macs import keras_macs, tflite_macs
-from kft.bench.run import benchmark, parse_threads, run_bench
+from kft.bench.run import benchmark, parse_threads
 
-__all__ = ["benchmark", "keras_macs", "parse_threads", "run_bench", "tflite_macs"]
+__all__ = ["benchmark", "keras_macs", "parse_threads", "tflite_macs"]

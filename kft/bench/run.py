@@ -9,16 +9,16 @@ written atomically only at the end, so an error leaves no file behind.
 
 from __future__ import annotations
 
+import logging
 import os
-import sys
 from pathlib import Path
 
 import numpy as np
 
 from kft.errors import KftError
 
-SUFFIXES = (".tflite", ".keras")
-PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
+_log = logging.getLogger(__name__)
+
 
 
 def parse_threads(text: str) -> list[int]:
@@ -29,23 +29,15 @@ def parse_threads(text: str) -> list[int]:
 
 
 def check_models(models) -> list[Path]:
-    """The model paths, each an existing file with a supported suffix."""
+    """The model files: each a .tflite or .keras file, or a run folder (its model.keras)."""
     if not models:
         raise KftError("no model given: kft bench MODEL.tflite [MODEL.keras ...]")
-    paths = []
-    for m in models:
-        p = Path(m)
-        if p.suffix.lower() not in SUFFIXES:
-            raise KftError(f"{p}: unsupported model type {p.suffix or '(no suffix)'!r}; "
-                           f"choose one of: {', '.join(SUFFIXES)}")
-        if not p.is_file():
-            raise KftError(f"{p}: no such file")
-        paths.append(p)
-    return paths
+    from kft.artifacts import open_artifact
+
+    return [open_artifact(m).model_path for m in models]  # a run folder: its model.keras
 
 
-def benchmark(models, threads=(1,), runs: int = 50, warmup: int = 5, images_dir=None,
-              log=None) -> tuple[list[dict], dict]:
+def benchmark(models, threads=(1,), runs: int = 50, warmup: int = 5, images_dir=None) -> tuple[list[dict], dict]:
     """Benchmark every model at every thread count; returns (records, context for the header)."""
     from kft.bench.inputs import bench_images
     from kft.bench.report import accuracy_for
@@ -64,8 +56,7 @@ def benchmark(models, threads=(1,), runs: int = 50, warmup: int = 5, images_dir=
     for path, label in zip(paths, labels):
         accuracy, accuracy_source = accuracy_for(path)
         for n in threads:
-            if log:
-                log(f"{path.name}: {n} thread{'s' * (n > 1)} ...")
+            _log.info(f"{path.name}: {n} thread{'s' * (n > 1)} ...")
             rec, runtime = _one(path, n, images, runs, warmup)
             rec.update(label=label, accuracy=accuracy, accuracy_source=accuracy_source, images=source, cpu=cpu["cpu"])
             records.append(rec)
@@ -119,33 +110,3 @@ def _one(path: Path, n: int, images, runs: int, warmup: int) -> tuple[dict, str]
         record["xnnpack"] = bool(result["xnnpack"])
         record["xnnpack_partitions"] = int(result["xnnpack_partitions"])
     return record, runtime
-
-
-def run_bench(models, threads: str = "1", runs: int = 50, warmup: int = 5, json_path=None, plot_path=None,
-              images_dir=None, echo=print, warn=None) -> list[dict]:
-    """The ``kft bench`` command: benchmark, print the table, write --json and --plot."""
-    from kft import atomic
-    from kft.bench.report import format_table, header, plot_pareto
-
-    warn = warn or (lambda msg: print(msg, file=sys.stderr))
-    thread_counts = parse_threads(threads)
-    check_models(models)
-    for p, what in ((json_path, "--json"), (plot_path, "--plot")):
-        if p is not None and Path(p).is_dir():
-            raise KftError(f"{what} {p} is a folder; give a file name")
-    if plot_path is not None and Path(plot_path).suffix.lower() not in PLOT_SUFFIXES:
-        raise KftError(f"--plot {plot_path}: unsupported image type; choose one of: {', '.join(PLOT_SUFFIXES)}")
-
-    records, ctx = benchmark(models, thread_counts, runs, warmup, images_dir, log=warn)
-    echo(header(ctx["cpu"], ctx["runtimes"], ctx["images"], runs, warmup))
-    echo(format_table(records))
-    if json_path is not None:
-        try:
-            atomic.write_json(json_path, records)
-        except OSError as e:
-            raise KftError(f"cannot write {json_path} ({e.strerror or e})") from None
-    if plot_path is not None:
-        if plot_pareto(records, plot_path) == 0:
-            warn(f"warning: no model has a known accuracy (no export_report.json / metrics.json beside it); "
-                 f"{plot_path} not written")
-    return records

@@ -22,7 +22,6 @@ import importlib
 # name -> the module that defines it; loaded on first use, so `from kft.compare import settings`
 # (the CLI's defaults) stays light.
 _EXPORTS = {
-    "run_compare_cli": "cli",
     **dict.fromkeys(("CompareResult", "Job", "_clear_unfinished", "compare", "finished_metrics", "plan_jobs",
                      "row_from_metrics", "run_name"), "grid"),
     **dict.fromkeys(("format_markdown", "machine_description", "write_reports", "write_tables"), "report"),

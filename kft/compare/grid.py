@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
-from dataclasses import dataclass
-from dataclasses import field
-from pathlib import Path
 import json
+import logging
+import shlex
 import shutil
 import time
+from dataclasses import dataclass, field
+from pathlib import Path
 
 from kft import atomic
 from kft.compare.report import write_reports
@@ -21,6 +21,8 @@ from kft.compare.settings import weights_label
 from kft.errors import KftError
 from kft.runs import FILES as RUN_FILES
 from kft.runs import METRICS
+
+_log = logging.getLogger(__name__)
 
 # -- the grid of runs --------------------------------------------------------------------------------------------
 @dataclass
@@ -125,51 +127,118 @@ class CompareResult:
     ran: list[str] = field(default_factory=list)  # run names trained by this invocation
     reused: list[str] = field(default_factory=list)  # finished runs found on disk
     files: list[Path] = field(default_factory=list)
+    commands: list[str] = field(default_factory=list)  # print_jobs: a ``kft train`` line per missing run
 
 
-def compare(settings: CompareSettings, *, log: Callable[[str], None] = print) -> CompareResult:
-    """Train every missing combination (via ``kft.train.train``) and write the reports; returns what happened."""
+def train_command(settings: CompareSettings, job: Job) -> list[str]:
+    """``kft train`` arguments that make exactly ``job``'s run in its folder, from any working
+    folder (absolute paths); ``--overwrite`` where an interrupted run left its folder."""
+    options = settings.shared_options()
+    if settings.data_dir:
+        options[options.index("--data-dir") + 1] = str(Path(settings.data_dir).resolve())
+    return ["kft", "train", job.backbone, "--strategy", job.strategy, "--seed", str(job.seed),
+            "--samples-per-class", str(job.samples_per_class), "--weights", settings.weights, *options,
+            "--out", str(job.path.resolve()), *(["--overwrite"] if job.path.exists() else [])]
+
+
+def compare(settings: CompareSettings, jobs: int = 1, print_jobs: bool = False) -> CompareResult:
+    """Train every missing combination and write the reports; returns what happened.
+
+    ``jobs`` 1 trains in this process (``kft.train.train``); more runs that many ``kft train``
+    processes at once, each logging to ``<out>/logs/<run>.log``. ``print_jobs`` trains
+    nothing: ``result.commands`` holds a ``kft train`` line per missing run, for a cluster
+    scheduler; the same ``kft compare`` afterwards finds those runs finished and reports.
+    """
+    if jobs < 1:
+        raise KftError(f"--jobs must be at least 1, got {jobs}")
     check_weights(settings.backbones, settings.weights)
     if settings.limit_test is not None and settings.limit_test <= 0:
         raise KftError(f"--limit-test must be positive, got {settings.limit_test}")
-    jobs = plan_jobs(settings)
+    grid = plan_jobs(settings)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
     _check_fixed_settings(settings)
     result = CompareResult(out, [])
     todo = []
-    for job in jobs:
+    for job in grid:
         metrics = finished_metrics(job.path)
         if metrics is None:
             todo.append(job)
         else:
             _check_matches(job, metrics, settings)
             result.reused.append(job.name)
-    log(f"compare: {len(jobs)} runs ({len(result.reused)} already finished, {len(todo)} to train) in {out}")
+    if print_jobs:
+        result.commands = [shlex.join(train_command(settings, job)) for job in todo]
+        return result
+    _log.info(f"compare: {len(grid)} runs ({len(result.reused)} already finished, {len(todo)} to train) in {out}")
     if todo:
-        log(f"resume an interruption with: {settings.command()}")
+        _log.info(f"resume an interruption with: {settings.command()}")
+    if jobs > 1:
+        _train_in_processes(settings, grid, todo, jobs, result)
+    else:
+        _train_here(settings, grid, todo, result)
+    result.rows = _rows(grid)
+    result.files = write_reports(settings, result.rows)
+    for f in result.files:
+        _log.info(f"wrote {f}")
+    return result
 
+
+def _train_here(settings: CompareSettings, grid: list[Job], todo: list[Job], result: CompareResult) -> None:
     from kft.train import train
 
     for i, job in enumerate(todo, 1):
         _clear_unfinished(job.path)
-        log(f"[{i}/{len(todo)}] {job.name}: {job.backbone} / {job.strategy}, seed {job.seed}, "
+        _log.info(f"[{i}/{len(todo)}] {job.name}: {job.backbone} / {job.strategy}, seed {job.seed}, "
             f"{job.samples_per_class} per class, weights {weights_label(settings.weights)}")
         t = time.time()
         train(job.plan, seed=job.seed, weights=settings.weights, data_dir=settings.data_dir,
-              limit_test=settings.limit_test, out=job.path, log=lambda m: log(f"    {m}"))
+              limit_test=settings.limit_test, out=job.path)
         metrics = finished_metrics(job.path)
         if metrics is None:
             raise RuntimeError(f"{job.path}: the trainer returned without a complete metrics.json")
         result.ran.append(job.name)
-        log(f"[{i}/{len(todo)}] {job.name}: test accuracy {metrics['test_accuracy']:.4f} ({time.time() - t:.0f}s)")
-        write_tables(settings, _rows(jobs))  # partial results stay readable while the rest trains
+        _log.info(f"[{i}/{len(todo)}] {job.name}: test accuracy {metrics['test_accuracy']:.4f} ({time.time() - t:.0f}s)")
+        write_tables(settings, _rows(grid))  # partial results stay readable while the rest trains
 
-    result.rows = _rows(jobs)
-    result.files = write_reports(settings, result.rows)
-    for f in result.files:
-        log(f"wrote {f}")
-    return result
+
+def _train_in_processes(settings: CompareSettings, grid: list[Job], todo: list[Job], jobs: int,
+                        result: CompareResult) -> None:
+    """Each missing run as its own ``kft train`` process, ``jobs`` at a time. Every process
+    uses TensorFlow's default thread pools (the same kernels, so the same numbers, as
+    ``jobs`` 1), so on a small machine more jobs share the same cores."""
+    import subprocess
+    import sys
+    from concurrent.futures import ThreadPoolExecutor, as_completed
+
+    logs = Path(settings.out) / "logs"
+    logs.mkdir(exist_ok=True)
+
+    def run(job: Job) -> tuple[Job, int, float, Path]:
+        _clear_unfinished(job.path)
+        log_file, t = logs / f"{job.name}.log", time.time()
+        command = [sys.executable, "-m", "kft", *train_command(settings, job)[1:]]
+        with open(log_file, "w") as f:
+            code = subprocess.run(command, stdout=f, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL).returncode
+        return job, code, time.time() - t, log_file
+
+    _log.info(f"training {len(todo)} runs in {min(jobs, len(todo))} processes; logs in {logs}")
+    failed = []
+    with ThreadPoolExecutor(jobs) as pool:
+        for done, future in enumerate(as_completed([pool.submit(run, job) for job in todo]), 1):
+            job, code, seconds, log_file = future.result()
+            metrics = finished_metrics(job.path)
+            if code != 0 or metrics is None:
+                failed.append(log_file)
+                _log.info(f"[{done}/{len(todo)}] {job.name}: FAILED (exit {code}; see {log_file})")
+                continue
+            result.ran.append(job.name)
+            _log.info(f"[{done}/{len(todo)}] {job.name}: test accuracy {metrics['test_accuracy']:.4f} "
+                      f"({seconds:.0f}s)")
+            write_tables(settings, _rows(grid))
+    if failed:
+        raise KftError(f"{len(failed)} of {len(todo)} runs failed (first: {failed[0]}); the same command "
+                       "retries them and reuses the finished ones")
 
 
 def _rows(jobs: list[Job]) -> list[dict]:

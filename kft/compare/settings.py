@@ -8,10 +8,11 @@ from pathlib import Path
 import shlex
 
 from kft.errors import KftError
+from kft.strategies import names as strategy_names
 
 BASELINE = "two_stage"
 DEFAULT_BACKBONES = "mobilenet_v2,mobilenet_v3_small"
-DEFAULT_STRATEGIES = "head_only,two_stage,three_stage,full"
+DEFAULT_STRATEGIES = ",".join(strategy_names())  # every registered strategy
 DEFAULT_SEEDS = "0,1,2"
 DEFAULT_SAMPLES = "100"
 RANDOM_INIT = "random init"
@@ -53,13 +54,18 @@ class CompareSettings:
         args = ["kft", "compare", "--backbones", ",".join(self.backbones), "--strategies", ",".join(self.strategies),
                 "--seeds", ",".join(map(str, self.seeds)),
                 "--samples-per-class", ",".join(map(str, self.samples_per_class)), "--weights", self.weights]
+        return shlex.join([*args, *self.shared_options(), "--out", str(self.out)])
+
+    def shared_options(self) -> list[str]:
+        """The options that every run of the grid shares, as ``kft compare`` and ``kft train`` spell them."""
+        args = []
         for key in ("val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views", "data_dir"):
             value = getattr(self, key)
             if value is not None:
                 args += [f"--{key.replace('_', '-')}", str(value)]
         if self.refit is not None:
             args.append("--refit" if self.refit else "--no-refit")
-        return shlex.join([*args, "--out", str(self.out)])
+        return args
 
 
 def weights_label(weights: str | None) -> str:

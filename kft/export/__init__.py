@@ -11,6 +11,7 @@ lazily, inside the functions.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import time
 from dataclasses import dataclass
@@ -22,6 +23,9 @@ from kft.errors import KftError, one_of
 from kft.export import guard
 from kft.export.convert import QUANTIZATIONS
 from kft.export.guard import DEFAULT_MAX_ACCURACY_DROP
+
+_log = logging.getLogger(__name__)
+
 DEFAULT_CALIBRATION_SAMPLES = 300
 EXPORT_ROOT = Path("export")
 
@@ -63,7 +67,7 @@ def default_out_dir(source: str | Path) -> Path:
 def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = False,
                calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, out_dir=None, test_images=None,
                test_labels=None, train_images=None, *, limit_test: int | None = None, data_dir=None,
-               num_threads: int | None = None, log=None, input_size: int | None = None,
+               num_threads: int | None = None, input_size: int | None = None,
                max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, quantization_report: bool = False
                ) -> ExportResult:
     """Export a run folder or ``.keras`` file. Arrays given here win; otherwise a run
@@ -71,52 +75,35 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
     ``kft.runs``: the test set, or for a folder-dataset run (no test set) its
     validation split, which the report names. A bare ``.keras`` file uses
     ``labels.txt`` beside it if present."""
-    from kft import runs
-    from kft.runtime.classifier import labels_beside
+    from kft.artifacts import KERAS, RUN, open_artifact
 
     quants = parse_quantizations(quantizations)
     scored_on = "the test set"
     if calibration_samples is None or calibration_samples <= 0:
         raise KftError(f"--calibration-samples must be positive, got {calibration_samples}")
-    path = Path(run_or_model_path)
-    if not path.exists():
-        raise KftError(f"{path}: no such run folder or model file")
-    run = None
-    if path.is_dir():
-        if runs.is_run_dir(path):
-            run = runs.load_run(path)
-            if data_dir:
-                run = run.with_data_dir(data_dir)
-            model_path, class_names = run.model_path, run.class_names
-        else:
-            model_path, class_names = path / runs.MODEL, labels_beside(path / runs.MODEL)
-        if not model_path.is_file():
-            raise KftError(f"{path}: no {runs.MODEL} in this folder (nothing to export)")
-    else:
-        if path.suffix != ".keras":
-            raise KftError(f"{path}: expected a run folder or a .keras model file")
-        model_path, class_names = path, labels_beside(path)
+    art = open_artifact(run_or_model_path, (RUN, KERAS), data_dir=data_dir)
+    path, run, model_path, class_names = art.path, art.run, art.model_path, art.labels
     if "int8" in quants and train_images is None and run is None:
         raise KftError(f"{path}: int8 needs calibration images, which only a run folder provides; "
                        "choose --quantize float32,float16,dynamic")
 
-    model = runs.load_model(model_path)
+    model = art.load_keras()
     if run is not None:
         if train_images is None and "int8" in quants:
-            _log(log, "loading training images for int8 calibration")
+            _log.info("loading training images for int8 calibration")
             train_images = run.train_images()
         if test_images is None and run.source is not None and run.source.folder:
-            _log(log, "the run was trained on an image folder, which has no test set: "
+            _log.info("the run was trained on an image folder, which has no test set: "
                       "scoring on its validation split")
             test_images, test_labels = run.val_set()
             scored_on = f"the run's validation split ({len(test_labels)} images; a folder dataset has no test set)"
             if run.config.get("refit"):
-                _log(log, "this is a refit run: its validation images also trained the model, so the guard "
+                _log.info("this is a refit run: its validation images also trained the model, so the guard "
                           "measures how far each variant moves from Keras on seen images, not accuracy")
                 scored_on = (f"the run's validation split ({len(test_labels)} images; a folder dataset has no test "
                              f"set; a refit run also trained on them: read the drop, not the accuracy)")
         elif test_images is None:
-            _log(log, "loading the test set")
+            _log.info("loading the test set")
             test_images, test_labels = run.test_set(limit_test)
     elif test_images is not None and limit_test is not None:
         test_images, test_labels = test_images[:limit_test], test_labels[:limit_test]
@@ -126,7 +113,7 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
     return export_model(model, class_names, quants, out_dir or default_out_dir(path), int8_io=int8_io,
                         calibration_samples=calibration_samples, train_images=train_images,
                         test_images=test_images, test_labels=test_labels, source=str(path),
-                        model_file=model_path, num_threads=num_threads, log=log, input_size=input_size,
+                        model_file=model_path, num_threads=num_threads, input_size=input_size,
                         scored_on=scored_on, max_accuracy_drop=max_accuracy_drop,
                         quantization_report=quantization_report)
 
@@ -134,7 +121,7 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
 def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = False,
                  calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, train_images=None, test_images=None,
                  test_labels=None, source: str | None = None, model_file=None, num_threads=None,
-                 log=None, seed: int = 0, input_size: int | None = None,
+                 seed: int = 0, input_size: int | None = None,
                  scored_on: str = "the test set", max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
                  quantization_report: bool = False) -> ExportResult:
     """Convert ``model`` to each quantization, add metadata, score, then write
@@ -193,7 +180,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         file = f"model_{name}.tflite"
         tried = []
         while quant is not None:
-            _log(log, f"converting {name}" + (" (fallback: the worst layers in float)" if quant.selective else ""))
+            _log.info(f"converting {name}" + (" (fallback: the worst layers in float)" if quant.selective else ""))
             t0 = time.perf_counter()
             details: dict = {}
             tflite = metadata.attach(convert(model, quant, n, details), meta)
@@ -207,7 +194,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
             tried.append(row)
             if row["status"] != guard.FAILED:
                 break
-            _log(log, f"{file}: {guard.drop_points(row, rows[0]):.2f} points below Keras "
+            _log.info(f"{file}: {guard.drop_points(row, rows[0]):.2f} points below Keras "
                       f"(allowed {max_accuracy_drop:g})")
             quant = guard.fallback_for(quant)
         row["attempts"] = [{"selective": r["selective"], "float_nodes": len(r["float_nodes"]),
@@ -220,7 +207,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
 
     islands = [r for r in rows[1:] if r["variant"] == "int8" and r["float_nodes"] and r["status"] != guard.FAILED]
     if islands and test_images is not None:
-        _log(log, "timing the int8 file with float islands against float32 (1 thread)")
+        _log.info("timing the int8 file with float islands against float32 (1 thread)")
         float32 = outputs.get("model_float32.tflite") or convert(model, QuantizationConfig.named(
             "float32", None, False), n)
         islands[0]["island_speed"] = guard.island_speed(outputs["model_int8.tflite"], float32,
@@ -245,7 +232,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         from kft.export import quant_debug
         from kft.export.convert import build_converter
 
-        _log(log, "measuring the int8 error of every layer (quantization report)")
+        _log.info("measuring the int8 error of every layer (quantization report)")
         (int8_row,) = [r for r in rows if r["variant"] == "int8"]
         converter, q = build_converter(model, QuantizationConfig.named("int8", calibration, int8_io), n)
         files += quant_debug.write_report(quant_debug.layer_statistics(converter, q.representative_dataset()),
@@ -276,7 +263,3 @@ def _calibration_subset(images: np.ndarray, n: int, seed: int) -> np.ndarray:
         images = images[idx]
     return images.astype(np.float32)
 
-
-def _log(log, msg: str) -> None:
-    if log:
-        log(msg)

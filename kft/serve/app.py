@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import json
+import logging
 import os
 import threading
 import time
 from pathlib import Path
 
 from kft.errors import KftError
+
+_log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
 PREFERRED_VARIANTS = ("int8", "float16", "dynamic", "float32")  # smallest first that the export kept
@@ -178,7 +181,7 @@ def create_app(model_path: str | os.PathLike):
     return app
 
 
-def serve(target, host: str = "127.0.0.1", port: int = 8000, variant: str | None = None, echo=print) -> None:
+def serve(target, host: str = "127.0.0.1", port: int = 8000, variant: str | None = None) -> None:
     """Serve until interrupted."""
     from werkzeug.serving import make_server
 
@@ -188,9 +191,9 @@ def serve(target, host: str = "127.0.0.1", port: int = 8000, variant: str | None
         server = make_server(host, port, app, threaded=True)
     except OSError as e:
         raise KftError(f"cannot listen on {host}:{port} ({e.strerror})") from None
-    echo(f"serving {path} on http://{host}:{server.server_port}/ (Ctrl-C to stop)")
+    _log.info(f"serving {path} on http://{host}:{server.server_port}/ (Ctrl-C to stop)")
     if host not in ("127.0.0.1", "localhost", "::1"):
-        echo(f"warning: listening on {host}: other machines on the network can reach the API")
+        _log.warning(f"warning: listening on {host}: other machines on the network can reach the API")
     try:
         server.serve_forever()
     except KeyboardInterrupt:

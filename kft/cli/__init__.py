@@ -1,0 +1,46 @@
+"""The ``kft`` command line: parses arguments, calls the library, prints. No logic here.
+
+One module per command family (``train``: backbones, plan, train, evaluate;
+``export``, ``predict``, ``compare``, ``bench``, ``serve``), each registering on
+the group in ``group``. Heavy modules (TensorFlow) are imported inside each
+command, so ``kft --help`` and ``kft predict`` start fast. Library code logs
+through ``logging`` (``kft.log``); the group prints those lines. A ``KftError``
+is a user mistake: it is printed as one line and the exit code is 2.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from kft.cli import bench, compare, export, predict, serve, train  # noqa: F401 - each registers its commands
+from kft.cli.group import cli
+from kft.errors import KftError
+
+__all__ = ["cli", "main"]
+
+
+def main(argv=None) -> None:
+    """Entry point: run the CLI, turning user errors into one line and exit code 2."""
+    try:
+        cli.main(args=argv, standalone_mode=False)
+    except KftError as e:
+        click.echo(f"error: {e}", err=True)
+        sys.exit(2)
+    except OSError as e:  # a full disk met outside kft.atomic's writers is still the user's situation
+        from kft.runguard import disk_full_error
+
+        error = disk_full_error(e.filename or "a file", e)
+        if error is None:
+            raise
+        click.echo(f"error: {error}", err=True)
+        sys.exit(2)
+    except click.exceptions.Abort:
+        click.echo("aborted", err=True)
+        sys.exit(130)
+    except click.ClickException as e:
+        e.show()
+        sys.exit(e.exit_code)
+    except click.exceptions.Exit as e:
+        sys.exit(e.exit_code)

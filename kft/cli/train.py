@@ -1,0 +1,120 @@
+"""``kft backbones``, ``kft plan``, ``kft train`` and ``kft evaluate``."""
+
+from __future__ import annotations
+
+import json
+
+import click
+
+from kft import strategies
+from kft.cli.group import cli
+from kft.errors import KftError
+
+
+class CountOrAll(click.ParamType):
+    """A positive whole number, or ``all``."""
+
+    name = "N|all"
+
+    def convert(self, value, param, ctx):
+        if value == "all" or isinstance(value, int):
+            return value
+        try:
+            return int(value)
+        except ValueError:
+            self.fail(f"{value!r} is neither a whole number nor 'all'", param, ctx)
+
+
+@cli.command()
+def backbones():
+    """List backbones, their blocks, parameter counts and local ImageNet weights."""
+    from kft.backbones.listing import format_backbones
+
+    click.echo(format_backbones())
+
+
+@cli.command()
+@click.argument("backbone")
+@click.option("--strategy", default="two_stage", show_default=True,
+              help=f"One of: {', '.join(strategies.names())} (kft.strategies).")
+@click.option("--out", type=click.Path(dir_okay=False), help="Write the YAML to this file (default: print it).")
+def plan(backbone, strategy, out):
+    """Print the training plan of BACKBONE and --strategy as YAML, to copy, edit and pass to --config."""
+    from kft import atomic
+
+    text = strategies.plan_yaml(strategies.build_plan(backbone, strategy))
+    if out:
+        atomic.write_text(out, text)
+        click.echo(f"plan written to {out}")
+    else:
+        click.echo(text, nl=False)
+
+
+@cli.command()
+@click.argument("backbone", required=False)
+@click.option("--strategy", default=None,
+              help=f"One of: {', '.join(strategies.names())} (default {strategies.DEFAULT}).")
+@click.option("--config", "config_path", type=click.Path(dir_okay=False), help="Your own plan (YAML).")
+@click.option("--samples-per-class", type=CountOrAll(),
+              help="Training images per class (default 100), or all: every image not drawn for validation.")
+@click.option("--val-per-class", type=int, help="Validation images per class, from the rest of the training set.")
+@click.option("--labels-per-class", type=int,
+              help="Every label you have per class: 80% train / 20% select the epochs, then all of them "
+                   "train the final model (implies --refit).")
+@click.option("--refit/--no-refit", default=None,
+              help="After selection, retrain from scratch on train + validation images (default: the plan's).")
+@click.option("--image-size", type=int, help="Backbone resolution; images are upsampled inside the model.")
+@click.option("--class-weight", type=click.Choice(["none", "balanced"]),
+              help="balanced: weight each class's loss by n / (classes x its count), for imbalanced folders.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
+@click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
+@click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
+@click.option("--data", "folder", type=click.Path(), help="Your own dataset: one sub-folder per class.")
+@click.option("--max-epochs", type=int, help="Cap every stage's epochs (smoke runs).")
+@click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set (smoke runs).")
+@click.option("--cache", type=click.Choice(["auto", "off"]), help="Frozen-prefix feature cache.")
+@click.option("--cache-views", type=int, help="Augmented views per image in the cache.")
+@click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<backbone>-<strategy>-<time>).")
+@click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
+@click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
+def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, image_size,
+          class_weight, seed,
+          weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite):
+    """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
+    from kft import api
+
+    if resume:
+        click.echo(f"run folder: {api.resume(resume)}")
+        return
+    if not backbone:
+        from kft.backbones import registry
+
+        raise KftError(f"name a backbone: kft train BACKBONE (one of: {', '.join(registry.names())})")
+    run = api.train(backbone, strategy=strategy, config=config_path, seed=seed, weights=weights, data_dir=data_dir,
+                    data=folder, limit_test=limit_test, out=out, overwrite=overwrite,
+                    samples_per_class=samples_per_class, val_per_class=val_per_class, image_size=image_size,
+                    class_weight=class_weight,
+                    cache=cache, cache_views=cache_views, max_epochs=max_epochs,
+                    labels_per_class=labels_per_class, refit=refit)
+    click.echo(f"run folder: {run}")
+
+
+@cli.command()
+@click.argument("target", type=click.Path())
+@click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set.")
+@click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: the run's, or $KFT_DATA_DIR).")
+@click.option("--json", "json_path", type=click.Path(dir_okay=False), help="Also write the scores as JSON.")
+@click.option("--tta", is_flag=True, help="Also average each image with its mirror image (reported separately; "
+                                          "exported models do not do this).")
+def evaluate(target, limit_test, data_dir, json_path, tta):
+    """Test accuracy of a run folder (or a .keras model, on CIFAR-10)."""
+    from kft import api, atomic
+
+    scores = api.evaluate(target, limit_test=limit_test, data_dir=data_dir, tta=tta)
+    click.echo(f"test accuracy {scores['accuracy']:.4f} on {scores['n']} images"
+               + (" (flip test-time augmentation: not what an exported model does)" if tta else ""))
+    for name, acc in zip(scores["class_names"], scores["per_class_accuracy"]):
+        click.echo(f"  {name:<12} {acc:.3f}")
+    if json_path:
+        atomic.write_json(json_path, {"target": str(target), "test_accuracy": scores["accuracy"], **scores})
+        click.echo(json.dumps({"json": str(json_path)}))
