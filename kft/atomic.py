@@ -31,7 +31,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
     try:
         try:
             yield Path(tmp)
-            _fsync_file(tmp)
+            _fsync(tmp)
             os.replace(tmp, path)
         except OSError as e:  # a full disk is a user's situation, not a crash: one line
             from kft.runguard import disk_full_error
@@ -40,7 +40,7 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
             if error is None:
                 raise
             raise error from None
-        _fsync_dir(path.parent)
+        _fsync(path.parent)
     finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
@@ -75,18 +75,10 @@ def _json_default(o):
     raise TypeError(f"not JSON serialisable: {type(o).__name__}")
 
 
-def _fsync_file(p) -> None:
+def _fsync(path) -> None:
+    """Flush a file's data, or a folder's entries (a rename), to disk; best effort."""
     with contextlib.suppress(OSError):
-        fd = os.open(p, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
-def _fsync_dir(d) -> None:
-    with contextlib.suppress(OSError):
-        fd = os.open(d, os.O_RDONLY)
+        fd = os.open(path, os.O_RDONLY)
         try:
             os.fsync(fd)
         finally:

@@ -68,6 +68,11 @@ def build_plan(backbone: str, name: str) -> Plan:
 
 # -- the strategies ---------------------------------------------------------------------------------------------
 
+@strategy("head_only", "Linear probe: only the classifier head trains.")
+def head_only(blocks: Sequence[str]) -> list[Stage]:
+    return [Stage("head", [HEAD], learning_rate=1e-3, max_epochs=40, patience=6)]
+
+
 @strategy("two_stage", "The original study's recipe. Stage 1: the last block + head; stage 2, once validation "
                        "accuracy levels off: + the block before, with smaller learning rates for earlier blocks "
                        "(head 1e-4, last block 3e-5, the one before 1e-5). Lower blocks stay frozen.")
@@ -93,11 +98,6 @@ def three_stage(blocks: Sequence[str]) -> list[Stage]:
 def full(blocks: Sequence[str]) -> list[Stage]:
     return [Stage("full", [*blocks, HEAD], learning_rate=1e-3, lr_multipliers={b: 0.1 for b in blocks},
                   max_epochs=30, patience=5)]
-
-
-@strategy("head_only", "Linear probe: only the classifier head trains.")
-def head_only(blocks: Sequence[str]) -> list[Stage]:
-    return [Stage("head", [HEAD], learning_rate=1e-3, max_epochs=40, patience=6)]
 
 
 DEFAULT = "two_stage"

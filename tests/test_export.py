@@ -3,6 +3,7 @@
 import io
 import json
 import zipfile
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -205,15 +206,16 @@ def test_failed_write_leaves_no_temporary_files(tmp_path, monkeypatch):
 
     tflite = plain_float32()
     monkeypatch.setattr(convert_module, "convert", lambda model, quant, input_size=None, details=None: tflite)
-    real_fsync, calls = atomic._fsync_file, []
+    real_fsync, calls = atomic._fsync, []
 
-    def disk_full(path):
-        calls.append(path)
-        if len(calls) == 2:
+    def disk_full(path):  # the second file written (folders are fsynced too, after each rename)
+        if Path(path).is_file():
+            calls.append(path)
+        if len(calls) == 2 and Path(path).is_file():
             raise OSError(28, "No space left on device")
         real_fsync(path)
 
-    monkeypatch.setattr(atomic, "_fsync_file", disk_full)
+    monkeypatch.setattr(atomic, "_fsync", disk_full)
     t = trained()
     out = tmp_path / "out"
     with pytest.raises(KftError, match="no space left on device while writing .*model_float16.tflite"):

@@ -24,74 +24,38 @@ def build_mobilenet(spec: BackboneSpec, image_size: int, weights: str | None = N
         alpha=spec.width, include_top=False, weights=weights, input_shape=(image_size, image_size, 3), **extra)
 
 
-register(BackboneSpec(
-    name="mobilenet_v2",
-    description="MobileNetV2 1.0 (keras.applications)",
-    builder="kft.backbones.mobilenet:build_mobilenet",
-    normalization=MINUS_ONE_TO_ONE,
-    width=1.0,
-    weights_file="mobilenet_v2_1.0_imagenet_no_top.weights.h5",
-    weights_source=WeightsSource(KERAS_APPLICATIONS, "MobileNetV2"),
-    blocks=(
-        ("stem", None),
-        ("layer1", "block_1_expand"),
-        ("layer2", "block_3_expand"),
-        ("layer3", "block_6_expand"),
-        ("layer4", "block_13_expand"),
-    ),
-    block_doc={
-        "stem": "Conv1 .. expanded_conv (16 ch, stride 2)",
-        "layer1": "block_1 .. block_2 (24 ch, stride 4)",
-        "layer2": "block_3 .. block_5 (32 ch, stride 8)",
-        "layer3": "block_6 .. block_12 (64 and 96 ch, stride 16)",
-        "layer4": "block_13 .. block_16 + Conv_1 (160, 320, 1280 ch, stride 32)",
-    },
-))
+def _keras_application(name: str, description: str, application: str, width: float, normalization,
+                       blocks: list[tuple[str, str | None, str]]) -> None:
+    """Register a ``keras.applications`` MobileNet; ``blocks``: (block, its first layer, what it holds)."""
+    register(BackboneSpec(
+        name=name, description=description, builder="kft.backbones.mobilenet:build_mobilenet",
+        normalization=normalization, width=width, weights_file=f"{name}_{width}_imagenet_no_top.weights.h5",
+        weights_source=WeightsSource(KERAS_APPLICATIONS, application),
+        blocks=tuple((block, first) for block, first, _ in blocks),
+        block_doc={block: doc for block, _, doc in blocks}))
 
-register(BackboneSpec(
-    name="mobilenet_v3_small",
-    description="MobileNetV3-Small 0.75 (keras.applications)",
-    builder="kft.backbones.mobilenet:build_mobilenet",
-    normalization=IDENTITY,  # the backbone rescales 0..255 itself
-    width=0.75,
-    weights_file="mobilenet_v3_small_0.75_imagenet_no_top.weights.h5",
-    weights_source=WeightsSource(KERAS_APPLICATIONS, "MobileNetV3Small"),
-    blocks=(
-        ("stem", None),
-        ("layer1", "expanded_conv_depthwise_pad"),
-        ("layer2", "expanded_conv_1_expand"),
-        ("layer3", "expanded_conv_3_expand"),
-        ("layer4", "expanded_conv_8_expand"),
-    ),
-    block_doc={
-        "stem": "rescaling, conv, conv_bn, hard-swish (stride 2)",
-        "layer1": "expanded_conv (stride 4)",
-        "layer2": "expanded_conv_1 .. _2 (stride 8)",
-        "layer3": "expanded_conv_3 .. _7 (stride 16)",
-        "layer4": "expanded_conv_8 .. _10 + conv_1 (stride 32)",
-    },
-))
 
-register(BackboneSpec(
-    name="mobilenet_v3_large",
-    description="MobileNetV3-Large 1.0 (keras.applications)",
-    builder="kft.backbones.mobilenet:build_mobilenet",
-    normalization=IDENTITY,
-    width=1.0,
-    weights_file="mobilenet_v3_large_1.0_imagenet_no_top.weights.h5",
-    weights_source=WeightsSource(KERAS_APPLICATIONS, "MobileNetV3Large"),
-    blocks=(
-        ("stem", None),
-        ("layer1", "expanded_conv_1_expand"),
-        ("layer2", "expanded_conv_3_expand"),
-        ("layer3", "expanded_conv_6_expand"),
-        ("layer4", "expanded_conv_12_expand"),
-    ),
-    block_doc={
-        "stem": "rescaling, conv, expanded_conv (stride 2)",
-        "layer1": "expanded_conv_1 .. _2 (stride 4)",
-        "layer2": "expanded_conv_3 .. _5 (stride 8)",
-        "layer3": "expanded_conv_6 .. _11 (stride 16)",
-        "layer4": "expanded_conv_12 .. _14 + conv_1 (stride 32)",
-    },
-))
+_keras_application("mobilenet_v2", "MobileNetV2 1.0 (keras.applications)", "MobileNetV2", 1.0, MINUS_ONE_TO_ONE, [
+    ("stem", None, "Conv1 .. expanded_conv (16 ch, stride 2)"),
+    ("layer1", "block_1_expand", "block_1 .. block_2 (24 ch, stride 4)"),
+    ("layer2", "block_3_expand", "block_3 .. block_5 (32 ch, stride 8)"),
+    ("layer3", "block_6_expand", "block_6 .. block_12 (64 and 96 ch, stride 16)"),
+    ("layer4", "block_13_expand", "block_13 .. block_16 + Conv_1 (160, 320, 1280 ch, stride 32)"),
+])
+# MobileNetV3 rescales 0..255 itself (IDENTITY normalization).
+_keras_application("mobilenet_v3_small", "MobileNetV3-Small 0.75 (keras.applications)", "MobileNetV3Small", 0.75,
+                   IDENTITY, [
+    ("stem", None, "rescaling, conv, conv_bn, hard-swish (stride 2)"),
+    ("layer1", "expanded_conv_depthwise_pad", "expanded_conv (stride 4)"),
+    ("layer2", "expanded_conv_1_expand", "expanded_conv_1 .. _2 (stride 8)"),
+    ("layer3", "expanded_conv_3_expand", "expanded_conv_3 .. _7 (stride 16)"),
+    ("layer4", "expanded_conv_8_expand", "expanded_conv_8 .. _10 + conv_1 (stride 32)"),
+])
+_keras_application("mobilenet_v3_large", "MobileNetV3-Large 1.0 (keras.applications)", "MobileNetV3Large", 1.0,
+                   IDENTITY, [
+    ("stem", None, "rescaling, conv, expanded_conv (stride 2)"),
+    ("layer1", "expanded_conv_1_expand", "expanded_conv_1 .. _2 (stride 4)"),
+    ("layer2", "expanded_conv_3_expand", "expanded_conv_3 .. _5 (stride 8)"),
+    ("layer3", "expanded_conv_6_expand", "expanded_conv_6 .. _11 (stride 16)"),
+    ("layer4", "expanded_conv_12_expand", "expanded_conv_12 .. _14 + conv_1 (stride 32)"),
+])
