@@ -19,6 +19,7 @@ OPTIMIZERS = ("adam", "adamw", "sgd")
 SCHEDULES = ("constant", "cosine")
 CACHE_MODES = ("auto", "off")
 CLASS_WEIGHTS = ("none", "balanced")
+DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")  # kft.distribute
 ALL = "all"  # samples_per_class: the whole training set minus validation
 DEFAULT_STRATEGY = "two_stage"  # the strategies themselves: kft.strategies
 VAL_FRACTION = 0.2  # --labels-per-class N: the inner validation split's share of the N
@@ -61,6 +62,7 @@ class Plan:
     samples_per_class: int | str = 100  # or "all": every training image not drawn for validation
     val_per_class: int = 100
     class_weight: str = "none"  # "balanced": weight each class's loss by n / (classes x its count)
+    distribute: str = "none"  # none | mirrored | multiworker (kft.distribute); batch_size is the global batch
     # Label protocol. False ("holdout"): the model is trained on the training split and the
     # validation split only selects. True ("refit", as VTAB-1k): after selection, a fresh model
     # is trained on training + validation images for each stage's selected epoch count, so
@@ -113,6 +115,8 @@ def validate(plan: Plan) -> Plan:
         _check(_pos_int(getattr(plan, key)), f"{key} must be a positive integer, got {getattr(plan, key)!r}")
     _check(_pos_int(plan.samples_per_class) or plan.samples_per_class == ALL,
            f"samples_per_class must be a positive integer or {ALL!r}, got {plan.samples_per_class!r}")
+    _check(plan.distribute in DISTRIBUTE_MODES,
+           f"distribute: {plan.distribute!r} is not one of {', '.join(DISTRIBUTE_MODES)}")
     _check(plan.class_weight in CLASS_WEIGHTS,
            f"class_weight: {plan.class_weight!r} is not one of {', '.join(CLASS_WEIGHTS)}")
     _check(isinstance(plan.val_per_class, int) and plan.val_per_class >= 1,

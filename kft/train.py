@@ -45,6 +45,13 @@ def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     return np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0).astype(np.float32)
 
 
+def _scope(strategy):
+    """``strategy.scope()``, or nothing without one."""
+    import contextlib
+
+    return strategy.scope() if strategy is not None else contextlib.nullcontext()
+
+
 class StageTrainer:
     """Trains one stage of a plan on ``model`` in place: the steps; callbacks do the rest.
 
@@ -54,10 +61,11 @@ class StageTrainer:
     """
 
     def __init__(self, model, plan: Plan, stage: Stage, stage_index: int, data, seed: int,
-                 features: FeatureCache | None = None, jit_compile: bool = False):
+                 features: FeatureCache | None = None, jit_compile: bool = False, strategy=None):
         import tensorflow as tf
 
         self.model, self.plan, self.stage, self.index = model, plan, stage, stage_index
+        self.strategy = strategy  # tf.distribute (kft.distribute); None: the plain single-device loop
         self.jit_compile = jit_compile  # XLA: measured slower on CPU (benchmarks/cache_speed.py --xla)
         self.data, self.seed = data, seed
         self.num_classes = len(data.class_names)
@@ -81,7 +89,8 @@ class StageTrainer:
         self.train_x = tf.convert_to_tensor(train_x)  # once per stage: the pipeline gathers from it
         self.train_y = tf.convert_to_tensor(data.train.y.astype(np.int32))
         steps = pipeline.n_batches(len(data.train.x), plan.batch_size)
-        self.groups = optim.build_groups(stage, self.train_vars, block_of_variable(model), steps)
+        with _scope(strategy):  # optimizer variables live where the model's do
+            self.groups = optim.build_groups(stage, self.train_vars, block_of_variable(model), steps)
         self.train_step, self.eval_step = self._compile_steps()
         # set by fit():
         self.validates = len(data.val.y) > 0
@@ -99,18 +108,21 @@ class StageTrainer:
         dropout, logits_layer = self.model.get_layer("dropout"), self.model.get_layer("logits")
         weights = None if self.class_weights is None else tf.constant(self.class_weights, tf.float32)
 
-        @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
-        def train_step(x, y):
-            x = tf.cast(x, tf.float32)
-            with tf.GradientTape() as tape:
-                logits = logits_layer(dropout(trunk(x, training=False), training=True))
-                if weights is None:
-                    loss = loss_fn(tf.one_hot(y, n), logits)
-                else:  # mean over the batch of each image's loss times its class's weight
-                    loss = loss_fn(tf.one_hot(y, n), logits, sample_weight=tf.gather(weights, y))
-            grads = tape.gradient(loss, train_vars)
-            optim.apply_gradients(groups, {id(v): g for v, g in zip(train_vars, grads)})
-            return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+        if self.strategy is not None:
+            train_step = self._distributed_train_step(weights)
+        else:
+            @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
+            def train_step(x, y):
+                x = tf.cast(x, tf.float32)
+                with tf.GradientTape() as tape:
+                    logits = logits_layer(dropout(trunk(x, training=False), training=True))
+                    if weights is None:
+                        loss = loss_fn(tf.one_hot(y, n), logits)
+                    else:  # mean over the batch of each image's loss times its class's weight
+                        loss = loss_fn(tf.one_hot(y, n), logits, sample_weight=tf.gather(weights, y))
+                grads = tape.gradient(loss, train_vars)
+                optim.apply_gradients(groups, {id(v): g for v, g in zip(train_vars, grads)})
+                return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
 
         @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
         def eval_step(x, y):
@@ -119,6 +131,44 @@ class StageTrainer:
             return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
 
         return train_step, eval_step
+
+    def _distributed_train_step(self, weights):
+        """The train step under ``self.strategy``: the global batch split over the replicas; each
+        replica's loss is its share of the global mean and the optimizers sum the gradients
+        across replicas, so a step equals the single-device step on the same batch."""
+        import keras
+        import tensorflow as tf
+
+        from kft.distribute import split_batch
+
+        strategy, trunk, groups, train_vars, n = self.strategy, self.trunk, self.groups, self.train_vars, \
+            self.num_classes
+        dropout, logits_layer = self.model.get_layer("dropout"), self.model.get_layer("logits")
+        per_image = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.stage.label_smoothing,
+                                                         reduction=None)
+
+        def replica_step(x, y, global_batch):
+            x = tf.cast(x, tf.float32)
+            with tf.GradientTape() as tape:
+                logits = logits_layer(dropout(trunk(x, training=False), training=True))
+                losses = per_image(tf.one_hot(y, n), logits)
+                if weights is not None:
+                    losses = losses * tf.gather(weights, y)
+                loss = tf.reduce_sum(losses) / global_batch
+            grads = tape.gradient(loss, train_vars)
+            optim.apply_gradients(groups, {id(v): g for v, g in zip(train_vars, grads)})
+            return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+
+        @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
+        def step(x, y, global_batch):
+            loss, correct = strategy.run(replica_step, args=(x, y, global_batch))
+            total = tf.distribute.ReduceOp.SUM
+            return strategy.reduce(total, loss, axis=None), strategy.reduce(total, correct, axis=None)
+
+        def train_step(x, y):
+            return step(*split_batch(strategy, x, y), tf.cast(tf.shape(y)[0], tf.float32))
+
+        return train_step
 
     # -- steps ----------------------------------------------------------------------------
     def train_epoch(self, epoch: int) -> tuple[float, float]:
@@ -218,7 +268,13 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     """
     from kft import runs
     from kft.data import load_few_shot
+    from kft.distribute import is_chief, make_strategy
 
+    strategy = make_strategy(plan.distribute)  # first: a multi-worker strategy must exist before any TF op
+    if not is_chief(strategy):  # every worker trains; the chief alone keeps the run folder
+        import tempfile
+
+        out, overwrite = tempfile.mkdtemp(prefix="kft-worker-"), True
     runs.check_run_dir(out, overwrite)  # before minutes of loading: a folder in use is refused at once
     spc, vpc = folder_counts if folder else (plan.samples_per_class, plan.val_per_class)
     source = runs.DataSource(data_dir=str(data_dir) if data_dir else None, folder=str(folder) if folder else None,
@@ -227,7 +283,7 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     data = load_few_shot(**dataclasses.asdict(source))
     for path, reason in getattr(data, "skipped", []):
         _log.warning(f"skipped {path}: {reason}")
-    model = _initial_model(plan, data, seed, weights)
+    model = _initial_model(plan, data, seed, weights, strategy)
     run = runs.new_run_dir(out, plan.backbone, plan.strategy, overwrite)  # once data and weights are known good
     runs.write_config(run, {**plan.to_dict(), "seed": seed, "weights": weights})
     runs.write_split(run, source, {"class_names": data.class_names, **data.split})
@@ -236,7 +292,11 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
         f"{0 if data.test is None else len(data.test.y)} test images, input {data.train.x.shape[1]} px "
         f"-> {plan.image_size} px, weights {weights}")
     killpoints.reached("data-loaded")
-    _run(run, plan, data, seed, weights, callbacks, model)
+    _run(run, plan, data, seed, weights, callbacks, model, strategy)
+    if not is_chief(strategy):
+        import shutil
+
+        shutil.rmtree(out, ignore_errors=True)
     return run
 
 
@@ -254,19 +314,24 @@ def resume(run_dir, callbacks=()):
     config = dict(run.config)
     seed, weights = config.pop("seed"), config.pop("weights")
     plan = plan_from_dict(config, str(run.path / runs.CONFIG))
-    _run(run.path, plan, run.data(), seed, weights, callbacks)
+    from kft.distribute import make_strategy
+
+    _run(run.path, plan, run.data(), seed, weights, callbacks, strategy=make_strategy(plan.distribute))
     return run.path
 
 
-def _initial_model(plan: Plan, data, seed: int, weights: str):
-    """The classifier as a run starts: seeded head, backbone ``weights`` (imagenet/none/file)."""
+def _initial_model(plan: Plan, data, seed: int, weights: str, strategy=None):
+    """The classifier as a run starts: seeded head, backbone ``weights`` (imagenet/none/file),
+    its variables in ``strategy``'s scope when there is one."""
     import keras
 
     from kft.model import build_classifier
 
     keras.utils.set_random_seed(seed)
-    return build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
-                            input_size=int(data.train.x.shape[1]), weights=weights, dropout=plan.dropout, seed=seed)
+    with _scope(strategy):
+        return build_classifier(plan.backbone, len(data.class_names), image_size=plan.image_size,
+                                input_size=int(data.train.x.shape[1]), weights=weights, dropout=plan.dropout,
+                                seed=seed)
 
 
 REFIT_PREFIX = "refit-"  # a refit stage's name: refit-<stage>
@@ -277,7 +342,7 @@ def _steps(plan: Plan) -> int:
     return len(plan.stages) * (2 if plan.refit else 1)
 
 
-def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=None) -> None:
+def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=None, strategy=None) -> None:
     """Train the run in folder ``run`` to its end, from its last checkpoint if it has one: the
     one path of both ``train`` (fresh folder, ``model`` already built) and ``resume``.
 
@@ -286,12 +351,13 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
     training + validation images for exactly those epochs (see ``Plan.refit``).
     """
     from kft import checkpoint
+    from kft.distribute import replicas
 
     saved = checkpoint.load(run)
     state = saved[0] if saved else RunState()
     fresh = model is None
     if fresh or saved:
-        model = _initial_model(plan, data, seed, "none" if saved else weights)
+        model = _initial_model(plan, data, seed, "none" if saved else weights, strategy)
     if saved:
         model.load_weights(saved[1])
         i = state.stage_index
@@ -301,9 +367,12 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
     elif fresh:  # killed before the first epoch ended: what Keras' BackupAndRestore does, start over
         _log.info(f"{run} has no checkpoint yet (stopped before its first epoch ended): "
             f"starting it again from its saved config and split")
+    if strategy is not None:
+        _log.info(f"distribute: {plan.distribute} over {replicas(strategy)} replicas, global batch {plan.batch_size}")
     t_start = time.time() - state.elapsed
     n, first = len(plan.stages), state.stage_index
-    features = FeatureCache(model, plan, data, seed)
+    with _scope(strategy):
+        features = FeatureCache(model, plan, data, seed)
     selection = data
     user_keras = [c for c in callbacks if not isinstance(c, Callback)]
     user_kft = [c for c in callbacks if isinstance(c, Callback)]
@@ -333,13 +402,13 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             killpoints.reached(f"stage-done:{i}")
             CallbackList(persist).on_stage_end(None, record)
         else:
-            trainer = StageTrainer(model, plan, stage, i, data, seed, features)
+            trainer = StageTrainer(model, plan, stage, i, data, seed, features, strategy=strategy)
             stage_callbacks = [EarlyStopping(stage.patience), EpochLog(), *user_kft,
                                KerasCallbacks(user_keras, len(state.history)), *persist]
             record = trainer.fit(stage_callbacks, epochs, resume=state.stage if i == first else None)
         state = state.after(record, record.history, time.time() - t_start)
     _finish(run, model, plan, selection, seed, weights, state.history, [s.to_dict() for s in state.stages],
-            t_start)
+            t_start, replicas(strategy))
 
 
 def _reset_to_initial(model, plan: Plan, data, seed: int, weights: str) -> None:
@@ -351,7 +420,7 @@ def _reset_to_initial(model, plan: Plan, data, seed: int, weights: str) -> None:
         v.assign(a.numpy())
 
 
-def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_start) -> None:
+def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_start, replicas: int = 1) -> None:
     from kft import runs
     from kft.evaluate import evaluate_model
     from kft.plots import plot_confusion, plot_curves
@@ -363,7 +432,7 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
                "image_size": plan.image_size, "input_size": int(data.train.x.shape[1]),
                "samples_per_class": plan.samples_per_class, "val_per_class": plan.val_per_class,
                "labels": label_accounting(plan, data), "class_names": data.class_names,
-               "class_weight": plan.class_weight,
+               "class_weight": plan.class_weight, "distribute": {"mode": plan.distribute, "replicas": replicas},
                "class_counts": {"train": np.bincount(data.train.y, minlength=len(data.class_names)).tolist(),
                                 "val": np.bincount(data.val.y, minlength=len(data.class_names)).tolist()}}
     if data.test is not None:

@@ -66,6 +66,8 @@ def plan(backbone, strategy, out):
 @click.option("--image-size", type=int, help="Backbone resolution; images are upsampled inside the model.")
 @click.option("--class-weight", type=click.Choice(["none", "balanced"]),
               help="balanced: weight each class's loss by n / (classes x its count), for imbalanced folders.")
+@click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]),
+              help="tf.distribute: mirrored over local GPUs (or KFT_LOGICAL_CPUS), multiworker via TF_CONFIG.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
@@ -78,7 +80,7 @@ def plan(backbone, strategy, out):
 @click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, image_size,
-          class_weight, seed,
+          class_weight, distribute, seed,
           weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
     from kft import api
@@ -93,7 +95,7 @@ def train(backbone, strategy, config_path, samples_per_class, val_per_class, lab
     run = api.train(backbone, strategy=strategy, config=config_path, seed=seed, weights=weights, data_dir=data_dir,
                     data=folder, limit_test=limit_test, out=out, overwrite=overwrite,
                     samples_per_class=samples_per_class, val_per_class=val_per_class, image_size=image_size,
-                    class_weight=class_weight,
+                    class_weight=class_weight, distribute=distribute,
                     cache=cache, cache_views=cache_views, max_epochs=max_epochs,
                     labels_per_class=labels_per_class, refit=refit)
     click.echo(f"run folder: {run}")
