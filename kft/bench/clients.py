@@ -97,8 +97,8 @@ def kft_scores(model: Path, files: list[Path]) -> np.ndarray:
 @dataclass
 class Agreement:
     images: int
-    decided: int  # images whose kft-predict top-1 beats the runner-up by more than the tie tolerance
-    agree: int  # of those, how many MediaPipe gives the same top-1
+    decided: int  # images where each side's top-1 beats its runner-up by more than the tie tolerance
+    agree: int  # of those, how many get the same top-1 from both
 
     @property
     def rate(self) -> float:
@@ -106,8 +106,15 @@ class Agreement:
 
 
 def agreement(ours: np.ndarray, theirs: np.ndarray, tie: float) -> Agreement:
-    """Top-1 agreement over the images where ``ours`` is not a tie (margin > ``tie``)."""
-    s = np.sort(ours, axis=1)
-    decided = (s[:, -1] - s[:, -2]) > tie
+    """Top-1 agreement over the images that neither side scores as a tie (margin > ``tie``).
+
+    Symmetric on purpose: where either runtime is within ``tie`` of its runner-up, which
+    class wins depends on the last bits of its kernels (another CPU may break it the other
+    way), so that image says nothing about whether the two runtimes see the same input."""
+    def margin(p):
+        s = np.sort(p, axis=1)
+        return s[:, -1] - s[:, -2]
+
+    decided = (margin(ours) > tie) & (margin(theirs) > tie)
     same = ours.argmax(1) == theirs.argmax(1)
     return Agreement(len(ours), int(decided.sum()), int((same & decided).sum()))
