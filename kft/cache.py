@@ -113,12 +113,10 @@ def compute_features(fn, inputs, batch_size: int = BUILD_BATCH, augmenter=None, 
     Batches come from a prefetched ``tf.data`` pipeline, so preparing the next
     batch overlaps the current forward pass. ``desc`` names the progress display.
     """
-    import tensorflow as tf
-
     from kft.model import inference_fn
 
     run = inference_fn(fn)
-    inputs = tf.convert_to_tensor(inputs)
+    inputs = pipeline.as_source(inputs)
     n = int(inputs.shape[0])
     views = [None] if augmenter is None else list(view_seeds)
     out = None

@@ -71,6 +71,8 @@ class Plan:
     cache: str = "auto"  # cache the frozen prefix's output (kft.cache)
     cache_views: int = 8  # augmented views per training image in the cache
     cache_budget_mb: int = 4096
+    # An image folder whose decoded images exceed this stays on disk, read per batch (kft.data.ondisk).
+    data_budget_mb: float = 4096
     augment: Augment = field(default_factory=Augment)
     stages: list[Stage] = field(default_factory=list)
 
@@ -113,6 +115,8 @@ def validate(plan: Plan) -> Plan:
     _pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
     for key in ("image_size", "batch_size", "cache_views", "cache_budget_mb"):
         _check(_pos_int(getattr(plan, key)), f"{key} must be a positive integer, got {getattr(plan, key)!r}")
+    _check(isinstance(plan.data_budget_mb, (int, float)) and not isinstance(plan.data_budget_mb, bool)
+           and plan.data_budget_mb > 0, f"data_budget_mb must be a positive number, got {plan.data_budget_mb!r}")
     _check(_pos_int(plan.samples_per_class) or plan.samples_per_class == ALL,
            f"samples_per_class must be a positive integer or {ALL!r}, got {plan.samples_per_class!r}")
     _check(plan.distribute in DISTRIBUTE_MODES,

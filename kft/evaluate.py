@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 
 
-def predict_logits(model, images: np.ndarray, batch_size: int = 128, desc: str | None = None) -> np.ndarray:
+def predict_logits(model, images: np.ndarray, batch_size: int = 128, desc: str | None = None,
+                   mirror: bool = False) -> np.ndarray:
     """Logits of a Keras classifier for uint8 images, with BatchNorm/dropout in inference mode.
 
-    ``desc``: show progress under that name (for long scoring runs)."""
+    ``desc``: show progress under that name (for long scoring runs). ``mirror``: of each
+    image's horizontal mirror. Reads ``images`` a batch at a time (they may be on disk)."""
     from kft.model import inference_fn
     from kft.progress import progress
 
@@ -16,7 +18,8 @@ def predict_logits(model, images: np.ndarray, batch_size: int = 128, desc: str |
     out = []
     with progress(desc, total=len(images), unit="img", enabled=desc is not None) as bar:
         for i in range(0, len(images), batch_size):
-            out.append(run(images[i:i + batch_size]).numpy())
+            x = images[i:i + batch_size]
+            out.append(run(np.ascontiguousarray(x[:, :, ::-1]) if mirror else x).numpy())
             bar.update(len(out[-1]))
     return np.concatenate(out) if out else np.zeros((0, model.outputs[0].shape[-1]), np.float32)
 
@@ -39,8 +42,8 @@ def evaluate_model(model, images, labels, num_classes: int, batch_size: int = 12
     logits = predict_logits(model, images, batch_size, desc)
     if not tta:
         return scores(labels, logits.argmax(1), num_classes)
-    mirrored = predict_logits(model, np.ascontiguousarray(images[:, :, ::-1]), batch_size,
-                              None if desc is None else f"{desc} (mirrored)")
+    mirrored = predict_logits(model, images, batch_size, None if desc is None else f"{desc} (mirrored)",
+                              mirror=True)
     probs = _softmax(logits) + _softmax(mirrored)
     return {**scores(labels, probs.argmax(1), num_classes), "tta": "flip"}
 

@@ -1,7 +1,9 @@
 """Input pipelines: ``tf.data`` batches gathered, augmented in a parallel map and prefetched.
 
 The arrays live in memory as tensors (a few-shot training set, or its cached
-features); a dataset of index batches is mapped to the data, so an epoch's
+features), or on disk (a large image folder, ``kft.data.ondisk``: the map reads
+each batch's rows from the memory-mapped file); a dataset of index batches is
+mapped to the data, so an epoch's
 order is whatever permutation the trainer passes, and augmentation seeds travel
 with the batches (see ``kft.augment``). ``deterministic=True`` keeps the batch
 order fixed while the map runs in parallel with training.
@@ -40,23 +42,52 @@ def n_batches(n: int, batch_size: int) -> int:
     return -(-n // batch_size)
 
 
+def as_source(images):
+    """What ``image_batches`` gathers from: a tensor made once for arrays in memory (a captured
+    numpy array would be copied on every call); on-disk arrays stay as they are."""
+    import tensorflow as tf
+
+    from kft.data.ondisk import on_disk
+
+    return images if on_disk(images) or isinstance(images, tf.Tensor) else tf.convert_to_tensor(images)
+
+
+def _rows(images):
+    """index batch -> those rows of ``images`` (see ``as_source``) as a tensor."""
+    import tensorflow as tf
+
+    from kft.data.ondisk import on_disk
+
+    if not on_disk(images):
+        return lambda idx: tf.gather(images, idx)
+    dtype, shape = tf.as_dtype(images.dtype), images.shape[1:]
+
+    def read(idx):  # numpy reads exactly these rows from the mapped file
+        x = tf.numpy_function(lambda i: images[np.asarray(i)], [idx], dtype, stateful=False)
+        x.set_shape((None, *shape))
+        return x
+
+    return read
+
+
 def image_batches(images, labels, batch_size: int, *, order: np.ndarray | None = None, augmenter=None,
                   seeds: np.ndarray | None = None):
     """Batches of (float32 images, int32 labels) in ``order``; ``seeds``: one per batch when augmenting.
 
-    ``images`` may be uint8 images or float16 features (anything cast to float32
-    for the model); ``labels`` may be None (the dataset then yields images only).
+    ``images`` may be uint8 images (in memory or on disk) or float16 features
+    (anything cast to float32 for the model); ``labels`` may be None (the dataset then yields images only).
     """
     import tensorflow as tf
 
-    images = tf.convert_to_tensor(images)  # a captured numpy array would be copied on every call
+    images = as_source(images)
+    rows = _rows(images)
     labels = None if labels is None else tf.convert_to_tensor(labels)
     order = np.arange(len(images)) if order is None else order
     if augmenter is not None and (seeds is None or len(seeds) != n_batches(len(order), batch_size)):
         raise ValueError("augmenting needs one seed per batch")
 
     def load(idx, seed=None):
-        x = tf.cast(tf.gather(images, idx), tf.float32)
+        x = tf.cast(rows(idx), tf.float32)
         if augmenter is not None:
             x = augmenter(x, seed)
         return x if labels is None else (x, tf.gather(labels, idx))

@@ -51,7 +51,8 @@ class DataSource:
     limit_test: int | None = None
     image_size: int | None = None  # folder images are resized to it when loaded
 
-    def load(self, limit_test: int | None = None):
+    def load(self, limit_test: int | None = None, memory_budget_mb: float | None = None):
+        """The images, again; ``memory_budget_mb``: past it a folder's images stay on disk."""
         from dataclasses import asdict
 
         from kft.data import load_few_shot
@@ -59,7 +60,7 @@ class DataSource:
         args = asdict(self)
         if limit_test is not None:
             args["limit_test"] = limit_test
-        return load_few_shot(**args)
+        return load_few_shot(**args, memory_budget_mb=memory_budget_mb)
 
     @classmethod
     def from_split(cls, split: dict) -> DataSource | None:
@@ -202,7 +203,7 @@ class Run:
             raise KftError(f"{self.path / SPLIT} names no data source")
         key = self.source.limit_test if limit_test is None else limit_test
         if key not in self._loaded:
-            self._loaded[key] = self.source.load(limit_test)
+            self._loaded[key] = self.source.load(limit_test, self.config.get("data_budget_mb"))
         return self._loaded[key]
 
 

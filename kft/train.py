@@ -86,7 +86,7 @@ class StageTrainer:
 
             self.trunk = keras.Model(model.input, model.get_layer("avg_pool").output, name="trunk")
             train_x, self.val_x = data.train.x, data.val.x
-        self.train_x = tf.convert_to_tensor(train_x)  # once per stage: the pipeline gathers from it
+        self.train_x = pipeline.as_source(train_x)  # once per stage: the pipeline gathers from it
         self.train_y = tf.convert_to_tensor(data.train.y.astype(np.int32))
         steps = pipeline.n_batches(len(data.train.x), plan.batch_size)
         with _scope(strategy):  # optimizer variables live where the model's do
@@ -280,7 +280,7 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     source = runs.DataSource(data_dir=str(data_dir) if data_dir else None, folder=str(folder) if folder else None,
                              samples_per_class=spc, val_per_class=vpc, seed=seed, limit_test=limit_test,
                              image_size=plan.image_size if folder else None)
-    data = load_few_shot(**dataclasses.asdict(source))
+    data = load_few_shot(**dataclasses.asdict(source), memory_budget_mb=plan.data_budget_mb)
     for path, reason in getattr(data, "skipped", []):
         _log.warning(f"skipped {path}: {reason}")
     model = _initial_model(plan, data, seed, weights, strategy)

@@ -76,12 +76,16 @@ def plan(backbone, strategy, out):
 @click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set (smoke runs).")
 @click.option("--cache", type=click.Choice(["auto", "off"]), help="Frozen-prefix feature cache.")
 @click.option("--cache-views", type=int, help="Augmented views per image in the cache.")
+@click.option("--data-budget-mb", type=float,
+              help="Past this many MB of decoded images, a --data folder stays on disk, read per batch "
+                   "(default 4096).")
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<backbone>-<strategy>-<time>).")
 @click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, image_size,
           class_weight, distribute, seed,
-          weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, out, resume, overwrite):
+          weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
+          overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
     from kft import api
 
@@ -96,7 +100,7 @@ def train(backbone, strategy, config_path, samples_per_class, val_per_class, lab
                     data=folder, limit_test=limit_test, out=out, overwrite=overwrite,
                     samples_per_class=samples_per_class, val_per_class=val_per_class, image_size=image_size,
                     class_weight=class_weight, distribute=distribute,
-                    cache=cache, cache_views=cache_views, max_epochs=max_epochs,
+                    cache=cache, cache_views=cache_views, data_budget_mb=data_budget_mb, max_epochs=max_epochs,
                     labels_per_class=labels_per_class, refit=refit)
     click.echo(f"run folder: {run}")
 

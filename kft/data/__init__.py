@@ -45,6 +45,7 @@ def load_few_shot(
     seed: int = 0,
     limit_test: int | None = None,
     image_size: int | None = None,
+    memory_budget_mb: float | None = None,
 ) -> FewShotData:
     """Load the few-shot split a training run uses; the same arguments give identical arrays.
 
@@ -59,14 +60,15 @@ def load_few_shot(
 
     ``folder``: one sub-folder per class, resized to ``image_size``
     (required); per class ~20% validation (or ``val_per_class``) and all the
-    rest (or ``samples_per_class``) for training; no test set.
+    rest (or ``samples_per_class``) for training; no test set. Past
+    ``memory_budget_mb`` of decoded images, they stay on disk and are streamed.
     """
     check_int("seed", seed, 0)
     if folder is not None and data_dir is not None:
         raise KftError("give either an image folder or a CIFAR-10 data dir, not both")
     if folder is not None:
         spc = None if samples_per_class == ALL else samples_per_class  # a folder trains on all by default
-        return _from_folder(folder, image_size, spc, val_per_class, seed, limit_test)
+        return _from_folder(folder, image_size, spc, val_per_class, seed, limit_test, memory_budget_mb)
     return _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test)
 
 
@@ -107,13 +109,15 @@ def _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test) ->
     )
 
 
-def _from_folder(folder, image_size, samples_per_class, val_per_class, seed, limit_test) -> FewShotData:
+def _from_folder(folder, image_size, samples_per_class, val_per_class, seed, limit_test,
+                 memory_budget_mb=None) -> FewShotData:
     if limit_test is not None:
         raise KftError("a test limit applies only to CIFAR-10; an image folder has no test set")
     if image_size is None:
         raise KftError("an image size is needed to load an image folder")
     data = load_folder(
-        folder, image_size, seed=seed, samples_per_class=samples_per_class, val_per_class=val_per_class
+        folder, image_size, seed=seed, samples_per_class=samples_per_class, val_per_class=val_per_class,
+        memory_budget_mb=memory_budget_mb,
     )
     names = list(data.train.class_names)
     split = {

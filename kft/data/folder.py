@@ -4,22 +4,28 @@ Class names are the sorted sub-folder names; images are the files directly in
 each sub-folder whose suffix is in ``kft.images.IMAGE_SUFFIXES``, decoded and
 resized (antialiased) to ``image_size`` by ``kft.images.load_rgb``. Unreadable
 images are skipped and returned as ``(path, reason)`` for the CLI to print.
+Past ``memory_budget_mb`` the decoded images are kept on disk (``kft.data.ondisk``)
+and streamed per batch; the split and every pixel are the same either way.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 import numpy as np
 
+from kft.data import ondisk
 from kft.data.sampling import check_int, split_counts
 from kft.data.types import Dataset
 from kft.errors import KftError
 from kft.images import IMAGE_SUFFIXES, ImageError, load_rgb
+from kft.progress import progress
 
 DEFAULT_VAL_FRACTION = 0.2
+_log = logging.getLogger(__name__)
 
 
 class FolderData(NamedTuple):
@@ -40,6 +46,7 @@ def load_folder(
     samples_per_class: int | None = None,
     val_per_class: int | None = None,
     val_fraction: float = DEFAULT_VAL_FRACTION,
+    memory_budget_mb: float | None = None,
 ) -> FolderData:
     """Decode every image under ``path/<class>/`` and split each class by ``seed``.
 
@@ -47,7 +54,8 @@ def load_folder(
     val_fraction)`` clamped to [1, n - 1] for classes with n >= 2 images (a
     one-image class goes to training). Training per class: ``samples_per_class``
     if given, else every remaining image. A class left with no readable image,
-    or too few for what was asked, raises ``KftError``.
+    or too few for what was asked, raises ``KftError``. ``memory_budget_mb``: when
+    the decoded images would take more, they are kept on disk (None: no limit).
     """
     if isinstance(image_size, bool) or not isinstance(image_size, (int, np.integer)) or image_size < 1:
         raise KftError(f"image size must be a positive integer, got {image_size!r}")
@@ -61,22 +69,32 @@ def load_folder(
     class_files = _list_classes(root)
     class_names = list(class_files)
 
-    images, labels, files, skipped = [], [], [], []
-    for label, (name, paths) in enumerate(class_files.items()):
-        readable = 0
-        for p in paths:
-            try:
-                images.append(load_rgb(p, (image_size, image_size)))
-            except ImageError as e:
-                skipped.append((str(p), _reason(e, p)))
-                continue
-            labels.append(label)
-            files.append(p.relative_to(root).as_posix())
-            readable += 1
-        if readable == 0:
-            raise KftError(f"class folder {root / name} has no readable image ({len(paths)} unreadable)")
+    n_files = sum(len(paths) for paths in class_files.values())
+    shape = (n_files, image_size, image_size, 3)
+    megabytes = float(np.prod(shape)) / 2**20
+    stream = memory_budget_mb is not None and megabytes > memory_budget_mb
+    if stream:
+        _log.info(f"{n_files} images at {image_size} px take {megabytes:.0f} MB > data budget {memory_budget_mb} MB: "
+                  f"keeping them on disk (a temporary file in TMPDIR), read per batch")
+    store = ondisk.empty(shape) if stream else np.empty(shape, np.uint8)
+    labels, files, skipped = [], [], []
+    with progress(f"decoding {root}", total=n_files, unit="img") as bar:
+        for label, (name, paths) in enumerate(class_files.items()):
+            readable = 0
+            for p in paths:
+                bar.update(1)
+                try:
+                    store[len(labels)] = load_rgb(p, (image_size, image_size))
+                except ImageError as e:
+                    skipped.append((str(p), _reason(e, p)))
+                    continue
+                labels.append(label)
+                files.append(p.relative_to(root).as_posix())
+                readable += 1
+            if readable == 0:
+                raise KftError(f"class folder {root / name} has no readable image ({len(paths)} unreadable)")
 
-    x = np.stack(images).astype(np.uint8, copy=False)
+    x = store[:len(labels)]
     y = np.asarray(labels, dtype=np.int64)
     counts = np.bincount(y, minlength=len(class_names))
     val_counts, train_counts = [], []

@@ -6,6 +6,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from kft.data import ondisk
+
 
 @dataclass
 class Dataset:
@@ -13,7 +15,9 @@ class Dataset:
 
     ``indices`` records where each row came from in the source arrays (CIFAR
     file order, or the sorted list of readable files of an image folder), so a
-    run can say exactly which images it was trained on.
+    run can say exactly which images it was trained on. ``x`` may live on disk
+    (``kft.data.ondisk``, for folders past the data budget); it stays there through
+    ``subset`` and ``concat``.
     """
 
     x: np.ndarray
@@ -45,14 +49,17 @@ class Dataset:
         """Rows ``idx`` (positions in this Dataset) as a new Dataset with copied arrays."""
         idx = np.asarray(idx, dtype=np.int64)
         src = self.indices[idx] if self.indices is not None else idx
-        return Dataset(self.x[idx], self.y[idx], list(self.class_names), src)
+        x = ondisk.take(self.x, idx) if ondisk.on_disk(self.x) else self.x[idx]
+        return Dataset(x, self.y[idx], list(self.class_names), src)
 
     def concat(self, other: Dataset) -> Dataset:
         """This Dataset's rows followed by ``other``'s (same classes)."""
         if other.class_names != self.class_names:
             raise ValueError("cannot join Datasets with different class names")
         idx = None if self.indices is None or other.indices is None else np.concatenate([self.indices, other.indices])
-        return Dataset(np.concatenate([self.x, other.x]), np.concatenate([self.y, other.y]),
+        disk = ondisk.on_disk(self.x) or ondisk.on_disk(other.x)
+        x = ondisk.join(self.x, other.x) if disk else np.concatenate([self.x, other.x])
+        return Dataset(x, np.concatenate([self.y, other.y]),
                        list(self.class_names), idx)
 
     def class_counts(self) -> np.ndarray:
