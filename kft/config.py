@@ -115,8 +115,8 @@ def validate(plan: Plan) -> Plan:
     _pos_int = lambda v: isinstance(v, int) and not isinstance(v, bool) and v > 0  # noqa: E731
     for key in ("image_size", "batch_size", "cache_views", "cache_budget_mb"):
         _check(_pos_int(getattr(plan, key)), f"{key} must be a positive integer, got {getattr(plan, key)!r}")
-    _check(isinstance(plan.data_budget_mb, (int, float)) and not isinstance(plan.data_budget_mb, bool)
-           and plan.data_budget_mb > 0, f"data_budget_mb must be a positive number, got {plan.data_budget_mb!r}")
+    _check(_pos_int(plan.data_budget_mb) or (isinstance(plan.data_budget_mb, float) and plan.data_budget_mb > 0),
+           f"data_budget_mb must be a positive number, got {plan.data_budget_mb!r}")
     _check(_pos_int(plan.samples_per_class) or plan.samples_per_class == ALL,
            f"samples_per_class must be a positive integer or {ALL!r}, got {plan.samples_per_class!r}")
     _check(plan.distribute in DISTRIBUTE_MODES,

@@ -45,6 +45,13 @@ def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     return np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0).astype(np.float32)
 
 
+def _correct(logits, y):
+    """How many of the batch's top-1 predictions equal the labels ``y`` (int32)."""
+    import tensorflow as tf
+
+    return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+
+
 def _scope(strategy):
     """``strategy.scope()``, or nothing without one."""
     import contextlib
@@ -104,33 +111,42 @@ class StageTrainer:
 
         loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True,
                                                        label_smoothing=self.stage.label_smoothing)
-        trunk, groups, train_vars, n = self.trunk, self.groups, self.train_vars, self.num_classes
-        dropout, logits_layer = self.model.get_layer("dropout"), self.model.get_layer("logits")
+        trunk, n = self.trunk, self.num_classes
+        logits_layer = self.model.get_layer("logits")
         weights = None if self.class_weights is None else tf.constant(self.class_weights, tf.float32)
+
+        def mean_loss(y, logits):
+            if weights is None:
+                return loss_fn(tf.one_hot(y, n), logits)
+            # mean over the batch of each image's loss times its class's weight
+            return loss_fn(tf.one_hot(y, n), logits, sample_weight=tf.gather(weights, y))
 
         if self.strategy is not None:
             train_step = self._distributed_train_step(weights)
         else:
-            @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
-            def train_step(x, y):
-                x = tf.cast(x, tf.float32)
-                with tf.GradientTape() as tape:
-                    logits = logits_layer(dropout(trunk(x, training=False), training=True))
-                    if weights is None:
-                        loss = loss_fn(tf.one_hot(y, n), logits)
-                    else:  # mean over the batch of each image's loss times its class's weight
-                        loss = loss_fn(tf.one_hot(y, n), logits, sample_weight=tf.gather(weights, y))
-                grads = tape.gradient(loss, train_vars)
-                optim.apply_gradients(groups, {id(v): g for v, g in zip(train_vars, grads)})
-                return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+            train_step = tf.function(lambda x, y: self._learn(x, y, mean_loss), reduce_retracing=True,
+                                     jit_compile=self.jit_compile)
 
         @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
         def eval_step(x, y):
             logits = logits_layer(trunk(tf.cast(x, tf.float32), training=False))
-            loss = loss_fn(tf.one_hot(y, n), logits)
-            return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+            return loss_fn(tf.one_hot(y, n), logits), _correct(logits, y)
 
         return train_step, eval_step
+
+    def _learn(self, x, y, loss_of):
+        """One optimisation step on batch ``(x, y)`` with loss ``loss_of(y, logits)``:
+        returns the loss and how many images the pre-step model got right."""
+        import tensorflow as tf
+
+        dropout, logits_layer = self.model.get_layer("dropout"), self.model.get_layer("logits")
+        x = tf.cast(x, tf.float32)
+        with tf.GradientTape() as tape:
+            logits = logits_layer(dropout(self.trunk(x, training=False), training=True))
+            loss = loss_of(y, logits)
+        grads = tape.gradient(loss, self.train_vars)
+        optim.apply_gradients(self.groups, {id(v): g for v, g in zip(self.train_vars, grads)})
+        return loss, _correct(logits, y)
 
     def _distributed_train_step(self, weights):
         """The train step under ``self.strategy``: the global batch split over the replicas; each
@@ -141,23 +157,18 @@ class StageTrainer:
 
         from kft.distribute import split_batch
 
-        strategy, trunk, groups, train_vars, n = self.strategy, self.trunk, self.groups, self.train_vars, \
-            self.num_classes
-        dropout, logits_layer = self.model.get_layer("dropout"), self.model.get_layer("logits")
+        strategy, n = self.strategy, self.num_classes
         per_image = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=self.stage.label_smoothing,
                                                          reduction=None)
 
         def replica_step(x, y, global_batch):
-            x = tf.cast(x, tf.float32)
-            with tf.GradientTape() as tape:
-                logits = logits_layer(dropout(trunk(x, training=False), training=True))
+            def share_of_global_mean(y, logits):
                 losses = per_image(tf.one_hot(y, n), logits)
                 if weights is not None:
                     losses = losses * tf.gather(weights, y)
-                loss = tf.reduce_sum(losses) / global_batch
-            grads = tape.gradient(loss, train_vars)
-            optim.apply_gradients(groups, {id(v): g for v, g in zip(train_vars, grads)})
-            return loss, tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+                return tf.reduce_sum(losses) / global_batch
+
+            return self._learn(x, y, share_of_global_mean)
 
         @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
         def step(x, y, global_batch):
