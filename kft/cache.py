@@ -105,13 +105,14 @@ def feature_bytes(model, cut: str, n_items: int, dtype=np.float16) -> int:
 
 
 def compute_features(fn, inputs, batch_size: int = BUILD_BATCH, augmenter=None, view_seeds=None,
-                     dtype=np.float16, desc: str | None = None) -> np.ndarray:
+                     dtype=np.float16, desc: str | None = None, allocate=np.empty) -> np.ndarray:
     """Run keras model ``fn`` over ``inputs`` (uint8 images or cached features) in batches.
 
     With ``augmenter``, returns one augmented view per entry of ``view_seeds``
     (each: one seed per batch), stacked as (views, N, ...); else (N, ...).
     Batches come from a prefetched ``tf.data`` pipeline, so preparing the next
     batch overlaps the current forward pass. ``desc`` names the progress display.
+    ``allocate(shape, dtype)`` makes the output (``kft.data.ondisk.empty``: on disk).
     """
     from kft.model import inference_fn
 
@@ -126,7 +127,7 @@ def compute_features(fn, inputs, batch_size: int = BUILD_BATCH, augmenter=None, 
             for x in pipeline.image_batches(inputs, None, batch_size, augmenter=augmenter, seeds=seeds):
                 f = run(x).numpy()
                 if out is None:
-                    out = np.empty((len(views), n, *f.shape[1:]), dtype=dtype)
+                    out = allocate((len(views), n, *f.shape[1:]), dtype)
                 out[k, start:start + len(f)] = f
                 start += len(f)
                 bar.update(len(f))
@@ -158,7 +159,7 @@ class FeatureCache:
     would not fit ``cache_budget_mb``.
     """
 
-    def __init__(self, model, plan, data, seed: int):
+    def __init__(self, model, plan, data, seed: int, stream: tuple[int, ...] = (CACHE_VIEWS,)):
         self.model, self.plan, self.data, self.seed = model, plan, data, seed
         self.augmenter = make_augmenter(plan.augment)
         self.views = plan.cache_views if self.augmenter is not None else 1
@@ -168,7 +169,8 @@ class FeatureCache:
         self.stored: tuple[str, np.ndarray, np.ndarray] | None = None
         # Training images in parts, each with its own stream of view seeds: the refit appends
         # the validation images as a second part, so the first part's views stay as they were.
-        self.parts: list[tuple[np.ndarray, int]] = [(data.train.x, CACHE_VIEWS)]
+        # ``stream``: the view seeds' purpose key (kft.augment), so another model's cache draws other views.
+        self.parts: list[tuple[np.ndarray, tuple[int, ...]]] = [(data.train.x, tuple(stream))]
 
     def refit(self, data) -> None:
         """Switch to ``data.for_refit()``-style data (the old training images first, then the
@@ -176,7 +178,7 @@ class FeatureCache:
         n_old = sum(len(x) for x, _ in self.parts)
         if len(data.train.x) <= n_old or len(data.val.x):
             raise ValueError("refit data must extend the training images and have no validation split")
-        self.parts.append((data.train.x[n_old:], CACHE_REFIT_VIEWS))
+        self.parts.append((data.train.x[n_old:], (CACHE_REFIT_VIEWS,)))
         self.data = data
         if self.stored is not None:
             t = time.time()
@@ -187,17 +189,21 @@ class FeatureCache:
             _log.info(f"refit: cached {self.views} view(s) of the {extra.shape[1]} validation images entering "
                      f"{base} too, {time.time() - t:.1f}s")
 
+    def release(self) -> None:
+        """Drop the stored features (a self-training round is done with this cache)."""
+        self.stored = None
+
     def _bytes(self, cut: str) -> int:
         return feature_bytes(self.model, cut, len(self.data.train.x) * self.views + len(self.data.val.x))
 
-    def _views(self, prefix, x, stream: int, desc: str) -> np.ndarray:
+    def _views(self, prefix, x, stream: tuple[int, ...], desc: str) -> np.ndarray:
         """(views, N, ...) features of images ``x``: augmented with seeds from ``stream``, or the
         plain image once without augmentation."""
         if self.augmenter is None:
             return compute_features(prefix, x, desc=f"{desc} (train)")[None]
         n_batches = pipeline.n_batches(len(x), BUILD_BATCH)
         return compute_features(prefix, x, augmenter=self.augmenter,
-                                view_seeds=[batch_seeds(self.seed, stream, k, n=n_batches)
+                                view_seeds=[batch_seeds(self.seed, *stream, k, n=n_batches)
                                             for k in range(self.views)],
                                 desc=f"{desc} ({self.views} train views)")
 

@@ -70,7 +70,7 @@ class CallbackList(Callback):
 class EarlyStopping(Callback):
     """Stop when validation accuracy has not improved for ``patience`` epochs; restore the best.
 
-    A stage after the first starts from its incoming weights' score, so it can never make
+    A stage after a model's first starts from its incoming weights' score, so it can never make
     the model worse (it may keep them: best epoch 0). A stage that does not validate (a
     refit, which trains a chosen number of epochs) keeps its last epoch.
     """
@@ -81,7 +81,7 @@ class EarlyStopping(Callback):
     def on_stage_begin(self, trainer):
         p = trainer.progress
         if p.best_weights is None:  # a fresh stage (a resumed one carries its own)
-            p.best_val_accuracy = trainer.validate()[1] if trainer.index > 0 and trainer.validates else -1.0
+            p.best_val_accuracy = trainer.validate()[1] if not trainer.starts_model and trainer.validates else -1.0
             p.best_weights = [v.numpy() for v in trainer.train_vars]
         trainer.stop_training = p.wait >= self.patience
 

@@ -38,6 +38,25 @@ class Augment:
 
 
 @dataclass
+class SelfTraining:
+    """Self-training from unlabelled images (``Plan.unlabeled``, see ``kft.selftrain``).
+
+    Each round, the current model (the teacher) labels the pool; per predicted class the
+    ``per_class`` most confident images (at least ``min_confidence``) are kept, balanced
+    across classes; a fresh student is trained on labelled + kept images, with the plan's
+    stages and augmentation as noise, and selected on the labelled validation split.
+    """
+
+    rounds: int = 1
+    per_class: int = 1000  # kept per predicted class and round
+    min_confidence: float = 0.0  # teacher probability an image must reach to be kept
+    targets: str = "soft"  # soft: the teacher's probabilities; hard: its top-1 class
+    views: int = 2  # cached augmented views per image while a student trains
+    max_epochs: int = 10  # cap of each student stage's epochs (its data is larger)
+    pool_limit: int | None = None  # use at most this many pool images (seeded sample)
+
+
+@dataclass
 class Stage:
     name: str
     trainable: list[str]
@@ -74,6 +93,10 @@ class Plan:
     # An image folder whose decoded images exceed this stays on disk, read per batch (kft.data.ondisk).
     data_budget_mb: float = 4096
     augment: Augment = field(default_factory=Augment)
+    # Unlabelled images for self-training: "cifar10-rest" (the CIFAR-10 training images not
+    # drawn for training or validation; their labels are never read by training) or a folder.
+    unlabeled: str | None = None
+    self_training: SelfTraining = field(default_factory=SelfTraining)
     stages: list[Stage] = field(default_factory=list)
 
     def to_dict(self) -> dict:
@@ -96,6 +119,8 @@ def _build(cls, data, where: str):
     for k, v in data.items():
         if k == "augment":
             v = _build(Augment, v or {}, f"{where}.augment")
+        elif k == "self_training":
+            v = _build(SelfTraining, v or {}, f"{where}.self_training")
         elif k == "stages":
             _check(isinstance(v, list) and v, f"{where}.stages: expected a non-empty list of stages")
             v = [_build(Stage, s, f"{where}.stages[{i}]") for i, s in enumerate(v)]
@@ -126,6 +151,7 @@ def validate(plan: Plan) -> Plan:
     _check(isinstance(plan.val_per_class, int) and plan.val_per_class >= 1,
            f"val_per_class must be a positive integer, got {plan.val_per_class!r}")
     _check(isinstance(plan.refit, bool), f"refit must be true or false, got {plan.refit!r}")
+    _check_self_training(plan, _pos_int)
     _check(plan.image_size >= 32, f"image_size must be at least 32, got {plan.image_size}")
     _check(0 <= plan.dropout < 1, f"dropout must be in [0, 1), got {plan.dropout}")
     _check(plan.cache in CACHE_MODES, f"cache: {plan.cache!r} is not one of {', '.join(CACHE_MODES)}")
@@ -154,6 +180,27 @@ def validate(plan: Plan) -> Plan:
     return plan
 
 
+TARGETS = ("soft", "hard")
+CIFAR_REST = "cifar10-rest"
+
+
+def _check_self_training(plan: Plan, _pos_int) -> None:
+    st = plan.self_training
+    _check(plan.unlabeled is None or (isinstance(plan.unlabeled, str) and plan.unlabeled.strip() != ""),
+           f"unlabeled must be {CIFAR_REST!r} or a folder of images, got {plan.unlabeled!r}")
+    for key in ("rounds", "per_class", "views", "max_epochs"):
+        _check(_pos_int(getattr(st, key)), f"self_training.{key} must be a positive integer, got {getattr(st, key)!r}")
+    _check(st.pool_limit is None or _pos_int(st.pool_limit),
+           f"self_training.pool_limit must be a positive integer or null, got {st.pool_limit!r}")
+    _check(isinstance(st.min_confidence, (int, float)) and 0 <= st.min_confidence < 1,
+           f"self_training.min_confidence must be in [0, 1), got {st.min_confidence!r}")
+    _check(st.targets in TARGETS, f"self_training.targets: {st.targets!r} is not one of {', '.join(TARGETS)}")
+    if plan.unlabeled is not None:
+        _check(not plan.refit, "unlabeled images with refit (or --labels-per-class) are not supported yet: "
+                               "the students select on the validation split")
+        _check(plan.distribute == "none", "unlabeled images: self-training runs with distribute none only")
+
+
 def plan_from_dict(data: dict, where: str = "config") -> Plan:
     return validate(_build(Plan, data, where))
 
@@ -178,11 +225,18 @@ def strategy_plan(backbone: str, strategy: str = DEFAULT_STRATEGY) -> Plan:
     return strategies.build_plan(backbone, strategy)
 
 
+SELF_TRAINING_OPTIONS = {"rounds": "rounds", "pseudo_per_class": "per_class", "pool_limit": "pool_limit"}  # CLI -> key
+
+
 def with_overrides(plan: Plan, **overrides) -> Plan:
     """Apply CLI overrides (None = keep); ``max_epochs`` caps every stage."""
     max_epochs = overrides.pop("max_epochs", None)
+    st = {key: overrides.pop(option) for option, key in SELF_TRAINING_OPTIONS.items()
+          if overrides.get(option) is not None}
     changes = {k: v for k, v in overrides.items() if v is not None}
     plan = dataclasses.replace(plan, **changes)
+    if st:
+        plan.self_training = dataclasses.replace(plan.self_training, **st)
     if max_epochs is not None:
         plan.stages = [dataclasses.replace(s, max_epochs=min(s.max_epochs, max_epochs)) for s in plan.stages]
     return validate(plan)
@@ -208,7 +262,8 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
             raise KftError(f"{config_path} is a plan for {plan.backbone!r}, not {backbone!r}")
     else:
         plan = strategy_plan(backbone, strategy or DEFAULT_STRATEGY)
-    for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class"):
+    for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class",
+                "rounds", "pseudo_per_class", "pool_limit"):
         v = overrides.get(key)
         if isinstance(v, int) and v <= 0:  # anything else is for validate() to name
             raise KftError(f"--{key.replace('_', '-')} must be positive, got {v}")

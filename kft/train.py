@@ -45,11 +45,26 @@ def balanced_class_weights(y: np.ndarray, num_classes: int) -> np.ndarray:
     return np.where(counts > 0, len(y) / (num_classes * np.maximum(counts, 1)), 0.0).astype(np.float32)
 
 
-def _correct(logits, y):
-    """How many of the batch's top-1 predictions equal the labels ``y`` (int32)."""
+def _hard(y):
+    """Class ids of a batch's targets: ``y`` itself (int32 labels), or the argmax of soft targets."""
     import tensorflow as tf
 
-    return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), y), tf.int32))
+    return tf.argmax(y, 1, output_type=tf.int32) if y.dtype.is_floating else y
+
+
+def _onehot(y, n: int):
+    """The loss's targets: soft targets (float, (B, n)) as they are, int labels one-hot."""
+    import tensorflow as tf
+
+    return y if y.dtype.is_floating else tf.one_hot(y, n)
+
+
+def _correct(logits, y):
+    """How many of the batch's top-1 predictions equal the labels ``y`` (int32, or the
+    argmax of soft targets)."""
+    import tensorflow as tf
+
+    return tf.reduce_sum(tf.cast(tf.equal(tf.argmax(logits, 1, output_type=tf.int32), _hard(y)), tf.int32))
 
 
 def _scope(strategy):
@@ -75,6 +90,8 @@ class StageTrainer:
         self.strategy = strategy  # tf.distribute (kft.distribute); None: the plain single-device loop
         self.jit_compile = jit_compile  # XLA: measured slower on CPU (benchmarks/cache_speed.py --xla)
         self.data, self.seed = data, seed
+        # the first stage of a model (the run's, or a self-training student's) has no incoming score
+        self.starts_model = stage_index % len(plan.stages) == 0
         self.num_classes = len(data.class_names)
         self.class_weights = (balanced_class_weights(data.train.y, self.num_classes)
                               if plan.class_weight == "balanced" else None)
@@ -94,7 +111,9 @@ class StageTrainer:
             self.trunk = keras.Model(model.input, model.get_layer("avg_pool").output, name="trunk")
             train_x, self.val_x = data.train.x, data.val.x
         self.train_x = pipeline.as_source(train_x)  # once per stage: the pipeline gathers from it
-        self.train_y = tf.convert_to_tensor(data.train.y.astype(np.int32))
+        targets = getattr(data, "targets", None)  # soft pseudo-labels (kft.selftrain), else the labels
+        self.train_y = tf.convert_to_tensor(data.train.y.astype(np.int32) if targets is None
+                                            else targets.astype(np.float32))
         steps = pipeline.n_batches(len(data.train.x), plan.batch_size)
         with _scope(strategy):  # optimizer variables live where the model's do
             self.groups = optim.build_groups(stage, self.train_vars, block_of_variable(model), steps)
@@ -117,9 +136,9 @@ class StageTrainer:
 
         def mean_loss(y, logits):
             if weights is None:
-                return loss_fn(tf.one_hot(y, n), logits)
+                return loss_fn(_onehot(y, n), logits)
             # mean over the batch of each image's loss times its class's weight
-            return loss_fn(tf.one_hot(y, n), logits, sample_weight=tf.gather(weights, y))
+            return loss_fn(_onehot(y, n), logits, sample_weight=tf.gather(weights, _hard(y)))
 
         if self.strategy is not None:
             train_step = self._distributed_train_step(weights)
@@ -163,9 +182,9 @@ class StageTrainer:
 
         def replica_step(x, y, global_batch):
             def share_of_global_mean(y, logits):
-                losses = per_image(tf.one_hot(y, n), logits)
+                losses = per_image(_onehot(y, n), logits)
                 if weights is not None:
-                    losses = losses * tf.gather(weights, y)
+                    losses = losses * tf.gather(weights, _hard(y))
                 return tf.reduce_sum(losses) / global_batch
 
             return self._learn(x, y, share_of_global_mean)
@@ -291,6 +310,10 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     source = runs.DataSource(data_dir=str(data_dir) if data_dir else None, folder=str(folder) if folder else None,
                              samples_per_class=spc, val_per_class=vpc, seed=seed, limit_test=limit_test,
                              image_size=plan.image_size if folder else None)
+    if plan.unlabeled:  # a wrong pool is a user's mistake: say so before minutes of loading
+        from kft.data.unlabeled import check_spec
+
+        check_spec(plan.unlabeled, cifar=folder is None)
     data = load_few_shot(**dataclasses.asdict(source), memory_budget_mb=plan.data_budget_mb)
     for path, reason in getattr(data, "skipped", []):
         _log.warning(f"skipped {path}: {reason}")
@@ -348,9 +371,14 @@ def _initial_model(plan: Plan, data, seed: int, weights: str, strategy=None):
 REFIT_PREFIX = "refit-"  # a refit stage's name: refit-<stage>
 
 
+STUDENT_PREFIX = "student"  # a self-training student's stage name: student<round>-<stage>
+
+
 def _steps(plan: Plan) -> int:
-    """Stages a run trains: the plan's, then (refit) each of them again on every label."""
-    return len(plan.stages) * (2 if plan.refit else 1)
+    """Stages a run trains: the plan's, then (refit) each of them again on every label, or
+    (unlabeled images) each of them again per self-training round."""
+    rounds = plan.self_training.rounds if plan.unlabeled else 0
+    return len(plan.stages) * (2 if plan.refit else 1 + rounds)
 
 
 def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=None, strategy=None) -> None:
@@ -388,9 +416,21 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
     user_keras = [c for c in callbacks if not isinstance(c, Callback)]
     user_kft = [c for c in callbacks if isinstance(c, Callback)]
 
+    teaching = None if not plan.unlabeled else _Teaching(run, plan, selection, seed, features.base)
     for i in range(first, _steps(plan)):
-        refit = i >= n
+        refit = i >= n and plan.refit
         stage, epochs = plan.stages[i % n], None
+        if teaching is not None and i >= n:  # self-training: round r's student
+            r = i // n
+            if i % n == 0 or i == first:  # entering the round (or resuming inside it)
+                if i % n == 0 and state.stage is None:  # the model is the teacher: label the pool
+                    teaching.label_pool(model, r, features)
+                    _reset_to_initial(model, plan, data, seed, weights)
+                data, features = teaching.student(model, r)
+            st = plan.self_training
+            stage = dataclasses.replace(stage, name=f"{STUDENT_PREFIX}{r}-{stage.name}",
+                                        max_epochs=min(stage.max_epochs, st.max_epochs),
+                                        patience=min(stage.patience, st.max_epochs))
         if refit:
             epochs = state.stages[i - n].best_epoch
             if i == n or i == first:  # entering the refit phase (or resuming inside it)
@@ -402,7 +442,7 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
                     f"({len(selection.train.y)} train + {len(selection.val.y)} validation) for the selected "
                     f"epochs: {', '.join(f'{s.name} {r.best_epoch}' for s, r in zip(plan.stages, state.stages))}")
             stage = dataclasses.replace(stage, name=REFIT_PREFIX + stage.name)
-        if i == first and i != n and state.stage is None and state.rng is not None:
+        if i == first and i % n != 0 and state.stage is None and state.rng is not None:
             # resumed at a stage boundary: dropout's generator continues where the last stage left it
             for v, a in zip(dropout_rng_variables(model), state.rng, strict=True):
                 v.assign(a)
@@ -420,6 +460,63 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
         state = state.after(record, record.history, time.time() - t_start)
     _finish(run, model, plan, selection, seed, weights, state.history, [s.to_dict() for s in state.stages],
             t_start, replicas(strategy))
+
+
+class _Teaching:
+    """A run's self-training rounds (``kft.selftrain``): the pool, its cached features, and
+    each round's pseudo-labels, made by the teacher or read back from the run folder."""
+
+    def __init__(self, run, plan: Plan, data, seed: int, base: str | None):
+        from kft import selftrain
+        from kft.data.unlabeled import load_pool
+
+        self.run, self.plan, self.data, self.seed, self.base = run, plan, data, seed, base
+        st = plan.self_training
+        self.pool = load_pool(plan.unlabeled, data.split, tuple(data.train.x.shape[1:3]), seed=seed,
+                              limit=st.pool_limit)
+        for path, reason in self.pool.skipped:
+            _log.warning(f"skipped {path}: {reason}")
+        selftrain.write_pool_info(run, self.pool, plan.unlabeled)
+        self.features = None  # the pool's prefix features: computed when a teacher first needs them
+
+    def label_pool(self, model, r: int, features: FeatureCache) -> None:
+        """Round ``r``'s pseudo-labels from ``model`` (the teacher), unless a resumed run has them."""
+        from kft import selftrain
+        from kft.evaluate import evaluate_model
+
+        if selftrain.load_round(self.run, r) is not None:
+            return
+        t = time.time()
+        features.release()
+        teacher_test = None
+        if self.data.test is not None:  # for the report only: nothing is selected on it
+            set_trainable_blocks(model, [])
+            teacher_test = evaluate_model(model, self.data.test.x, self.data.test.y, len(self.data.class_names),
+                                          desc=f"scoring round {r}'s teacher on the test set")["accuracy"]
+        if self.features is None:
+            self.features = selftrain.pool_features(model, self.base, self.pool.x, self.plan.cache_budget_mb)
+        probs = selftrain.teacher_probabilities(model, self.base, self.features, self.pool.x)
+        st = self.plan.self_training
+        rows = selftrain.select(probs, st.per_class, st.min_confidence)
+        summary = selftrain.round_summary(r, rows, probs[rows], self.pool.held_back, len(self.data.class_names),
+                                          teacher_test, time.time() - t)
+        selftrain.save_round(self.run, summary, rows, selftrain.targets_of(probs[rows], st.targets))
+        right = summary.get("pseudo_label_accuracy")
+        _log.info(f"round {r}: kept {len(rows)} of {len(self.pool)} unlabelled images "
+                  f"(per class {summary['kept_per_class']}), mean confidence {summary['mean_confidence']}"
+                  + (f", pseudo-labels right {right:.1%} (held-back labels, report only)" if right is not None else "")
+                  + (f"; teacher test accuracy {teacher_test:.4f}" if teacher_test is not None else ""))
+
+    def student(self, model, r: int):
+        """Round ``r``'s student data (labelled + kept images) and its feature cache."""
+        from kft import selftrain
+        from kft.augment import CACHE_STUDENT_VIEWS
+
+        rows, targets = selftrain.load_round(self.run, r)
+        data = selftrain.student_data(self.data, self.pool, rows, targets)
+        plan = dataclasses.replace(self.plan, cache_views=self.plan.self_training.views)
+        with _scope(None):
+            return data, FeatureCache(model, plan, data, self.seed, stream=(CACHE_STUDENT_VIEWS, r))
 
 
 def _reset_to_initial(model, plan: Plan, data, seed: int, weights: str) -> None:
@@ -456,7 +553,11 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
     elif len(data.val.y) and not plan.refit:  # a folder dataset: per-class figures from its validation split
         val = evaluate_model(model, data.val.x, data.val.y, len(data.class_names), desc="scoring the validation split")
         metrics.update(val_per_class_accuracy=val["per_class_accuracy"], val_confusion_matrix=val["confusion_matrix"])
-    scores = [s["best_val_accuracy"] for s in stages if s["best_val_accuracy"] is not None]
+    final = stages[-len(plan.stages):] if plan.unlabeled else stages  # a student starts afresh
+    scores = [s["best_val_accuracy"] for s in final if s["best_val_accuracy"] is not None]
+    if plan.unlabeled:
+        metrics["self_training"] = self_training_summary(run, plan, stages, metrics.get("test_accuracy"))
+        metrics["labels"]["unlabeled_images"] = metrics["self_training"]["pool_images"]  # on top of the labels
     metrics.update(val_accuracy=max(scores, default=None), stages=stages,
                    seconds=round(time.time() - t_start, 1), versions=runs.library_versions(),
                    git_revision=runs.git_revision())
@@ -466,6 +567,28 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
                        f"test accuracy {metrics['test_accuracy']:.3f}")
     killpoints.reached("artifacts")
     runs.write_metrics(run, metrics)  # last: a run with metrics.json is complete
+
+
+def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float | None) -> dict:
+    """Per round (0: the labelled-only teacher): validation and test accuracy of its model, and
+    what its pseudo-labels were; from self-training.json and the stage records."""
+    from kft import selftrain
+
+    report, n = selftrain.load_report(run), len(plan.stages)
+    made = {s["round"]: s for s in report.get("rounds", [])}
+    rows = []
+    for r in range(plan.self_training.rounds + 1):
+        vals = [s["best_val_accuracy"] for s in stages[r * n:(r + 1) * n] if s["best_val_accuracy"] is not None]
+        test = made[r + 1]["teacher_test_accuracy"] if r + 1 in made else final_test
+        row = {"round": r, "model": "teacher (labelled only)" if r == 0 else f"student {r}",
+               "val_accuracy": max(vals, default=None), "test_accuracy": test}
+        if r in made:
+            row.update({k: made[r].get(k) for k in ("kept", "kept_per_class", "mean_confidence",
+                                                    "pseudo_label_accuracy")})
+        rows.append(row)
+    st = plan.self_training
+    return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "targets": st.targets,
+            "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
 
 
 def label_accounting(plan: Plan, data) -> dict:

@@ -49,6 +49,7 @@ class _Trainer:
 
     def __init__(self, index=0, validates=True, incoming_score=0.0):
         self.index, self.validates, self.stop_training = index, validates, False
+        self.starts_model = index == 0  # a model's first stage: no incoming score
         self.train_vars = [_Var([0.0])]
         self.progress = StageProgress()
         self._incoming = incoming_score

@@ -68,6 +68,13 @@ def plan(backbone, strategy, out):
               help="balanced: weight each class's loss by n / (classes x its count), for imbalanced folders.")
 @click.option("--distribute", type=click.Choice(["none", "mirrored", "multiworker"]),
               help="tf.distribute: mirrored over local GPUs (or KFT_LOGICAL_CPUS), multiworker via TF_CONFIG.")
+@click.option("--unlabeled", metavar="cifar10-rest|DIR",
+              help="Self-training: unlabelled images the model pseudo-labels and learns from (cifar10-rest: "
+                   "the CIFAR-10 training images not drawn for training or validation; DIR: a folder).")
+@click.option("--rounds", type=int, help="Self-training rounds (teacher -> student), default 1.")
+@click.option("--pseudo-per-class", type=int,
+              help="Unlabelled images kept per predicted class and round (the most confident), default 1000.")
+@click.option("--pool-limit", type=int, help="Use a seeded sample of at most this many unlabelled images.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
@@ -83,7 +90,7 @@ def plan(backbone, strategy, out):
 @click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, image_size,
-          class_weight, distribute, seed,
+          class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, seed,
           weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
           overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
@@ -101,7 +108,8 @@ def train(backbone, strategy, config_path, samples_per_class, val_per_class, lab
                     samples_per_class=samples_per_class, val_per_class=val_per_class, image_size=image_size,
                     class_weight=class_weight, distribute=distribute,
                     cache=cache, cache_views=cache_views, data_budget_mb=data_budget_mb, max_epochs=max_epochs,
-                    labels_per_class=labels_per_class, refit=refit)
+                    labels_per_class=labels_per_class, refit=refit, unlabeled=unlabeled, rounds=rounds,
+                    pseudo_per_class=pseudo_per_class, pool_limit=pool_limit)
     click.echo(f"run folder: {run}")
 
 

@@ -82,6 +82,9 @@ class FewShotData:
     class_names: list[str]
     split: dict
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    # Training targets (N, classes) float32 where they are not the one-hot labels: a
+    # self-training student's pseudo-labels (kft.selftrain). None: one-hot ``train.y``.
+    targets: np.ndarray | None = None
 
     def for_refit(self) -> FewShotData:
         """The data of a refit: training + validation images all train (in that order), no
