@@ -473,7 +473,7 @@ class _Teaching:
         self.run, self.plan, self.data, self.seed, self.base = run, plan, data, seed, base
         st = plan.self_training
         self.pool = load_pool(plan.unlabeled, data.split, tuple(data.train.x.shape[1:3]), seed=seed,
-                              limit=st.pool_limit)
+                              limit=st.pool_limit, memory_budget_mb=plan.data_budget_mb)
         for path, reason in self.pool.skipped:
             _log.warning(f"skipped {path}: {reason}")
         selftrain.write_pool_info(run, self.pool, plan.unlabeled)

@@ -69,6 +69,11 @@ def test_a_folder_pool_reads_every_image_below_it_and_skips_broken_ones(tmp_path
     assert tuple(pool.x[1, 8, 8]) == (255, 0, 0)
     limited = load_pool(str(tmp_path), {}, (16, 16), seed=1, limit=2)
     assert len(limited) == 2 and set(limited.source["files"]) <= set(pool.source["files"])
+    from kft.data.ondisk import on_disk
+
+    streamed = load_pool(str(tmp_path), {}, (16, 16), memory_budget_mb=1e-4)  # past the budget: on disk
+    assert on_disk(streamed.x)
+    np.testing.assert_array_equal(np.asarray(streamed.x), pool.x)
 
 
 def test_a_wrong_pool_is_one_line_before_any_work(tmp_path):
@@ -126,7 +131,7 @@ def test_a_self_training_run_records_each_round(self_trained):
     assert "round 1: kept" in log
 
 
-@pytest.mark.parametrize("point", ["stage-start:2", "epoch-trained:2:0",
+@pytest.mark.parametrize("point", ["stage-start:2", pytest.param("epoch-trained:2:0", marks=pytest.mark.slow),
                                    pytest.param("stage-done:1", marks=pytest.mark.slow)])
 def test_a_self_training_run_resumed_after_a_kill_equals_the_uninterrupted_one(tmp_path, self_trained, point):
     run = tmp_path / "run"

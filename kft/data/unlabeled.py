@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kft.config import CIFAR_REST
+from kft.data import ondisk
 from kft.errors import KftError
 
 POOL_SEED = 7  # with the run seed: which images a pool_limit keeps
@@ -47,18 +48,20 @@ def check_spec(spec: str, cifar: bool) -> None:
 
 
 def load_pool(spec: str, split: dict, image_hw: tuple[int, int], *, seed: int = 0,
-              limit: int | None = None) -> Pool:
+              limit: int | None = None, memory_budget_mb: float | None = None) -> Pool:
     """The pool named by ``spec`` (``cifar10-rest`` or a folder) for a run whose ``split``
-    (``FewShotData.split``) holds its labelled rows; ``limit``: a seeded sample of that many."""
+    (``FewShotData.split``) holds its labelled rows; ``limit``: a seeded sample of that many.
+    A folder's decoded images past ``memory_budget_mb`` stay on disk (``kft.data.ondisk``)."""
     if spec == CIFAR_REST:
         pool = _cifar_rest(split)
     else:
-        pool = _folder(Path(spec).expanduser(), image_hw)
+        pool = _folder(Path(spec).expanduser(), image_hw, memory_budget_mb)
     if limit is not None and limit < len(pool):
         keep = np.sort(np.random.default_rng([seed, POOL_SEED]).choice(len(pool), limit, replace=False))
         rows = pool.source.get("rows", pool.source.get("files"))
         key = "rows" if "rows" in pool.source else "files"
-        pool = Pool(pool.x[keep], {**pool.source, key: [rows[i] for i in keep], "limit": int(limit)},
+        x = ondisk.take(pool.x, keep) if ondisk.on_disk(pool.x) else pool.x[keep]
+        pool = Pool(x, {**pool.source, key: [rows[i] for i in keep], "limit": int(limit)},
                     None if pool.held_back is None else pool.held_back[keep], pool.skipped)
     if len(pool) == 0:
         raise KftError(f"the unlabelled pool {spec!r} holds no images")
@@ -84,7 +87,7 @@ def _cifar_rest(split: dict) -> Pool:
     return Pool(train.x[rows], {"kind": CIFAR_REST, "rows": rows.tolist()}, train.y[rows].copy())
 
 
-def _folder(root: Path, image_hw: tuple[int, int]) -> Pool:
+def _folder(root: Path, image_hw: tuple[int, int], memory_budget_mb: float | None = None) -> Pool:
     from kft.images import IMAGE_SUFFIXES, ImageError, load_rgb
     from kft.progress import progress
 
@@ -94,7 +97,9 @@ def _folder(root: Path, image_hw: tuple[int, int]) -> Pool:
                    and not any(part.startswith(".") for part in p.relative_to(root).parts))
     if not paths:
         raise KftError(f"unlabelled image folder {root} holds no images ({', '.join(IMAGE_SUFFIXES)})")
-    x = np.empty((len(paths), *image_hw, 3), np.uint8)
+    shape = (len(paths), *image_hw, 3)
+    big = memory_budget_mb is not None and np.prod(shape) / 2**20 > memory_budget_mb
+    x = (ondisk.empty if big else np.empty)(shape, np.uint8)
     files, skipped = [], []
     with progress(f"decoding unlabelled {root}", total=len(paths), unit="img") as bar:
         for p in paths:
