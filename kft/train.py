@@ -557,7 +557,9 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
     scores = [s["best_val_accuracy"] for s in final if s["best_val_accuracy"] is not None]
     if plan.unlabeled:
         metrics["self_training"] = self_training_summary(run, plan, stages, metrics.get("test_accuracy"))
-        metrics["labels"]["unlabeled_images"] = metrics["self_training"]["pool_images"]  # on top of the labels
+        # on top of the labels: the pool, and the pseudo-labelled images the final student trained on too
+        metrics["labels"]["unlabeled_images"] = metrics["self_training"]["pool_images"]
+        metrics["labels"]["pseudo_labelled_images"] = metrics["self_training"]["rounds"][-1].get("kept")
     metrics.update(val_accuracy=max(scores, default=None), stages=stages,
                    seconds=round(time.time() - t_start, 1), versions=runs.library_versions(),
                    git_revision=runs.git_revision())

@@ -123,6 +123,8 @@ def test_a_self_training_run_records_each_round(self_trained):
     assert 0 <= student["pseudo_label_accuracy"] <= 1
     assert teacher["test_accuracy"] == report["rounds"][0]["teacher_test_accuracy"]
     assert student["test_accuracy"] == m["test_accuracy"]
+    assert m["labels"]["unlabeled_images"] == 300 and m["labels"]["pseudo_labelled_images"] == student["kept"]
+    assert m["labels"]["total"] == 70  # the labels a user gave: the pool adds none
     # the final model is the student: its validation score is its own, not the teacher's
     assert m["val_accuracy"] == max(s["best_val_accuracy"] for s in m["stages"][2:])
     with np.load(run / "self-training" / "round-1.npz") as z:
