@@ -1,5 +1,6 @@
 """TFLite export: numeric agreement of every quantization, uint8 I/O, metadata, MediaPipe, atomicity."""
 
+import dataclasses
 import io
 import json
 import zipfile
@@ -100,6 +101,28 @@ def test_int8_io_takes_raw_uint8_pixels_and_gives_uint8_probabilities():
     assert np.abs(probs - float_io).max() <= 2 / 256
     assert float((probs.argmax(1) == keras_logits(t.test_x).argmax(1)).mean()) >= 0.8
     assert row["input"].startswith("uint8") and row["output"].startswith("uint8")
+
+
+def test_the_float_island_fallback_keeps_uint8_io(tmp_path, monkeypatch):
+    """The QuantizationDebugger's own model has float I/O; with --int8-io the fallback must
+    still give raw uint8 pixels in and uint8 probabilities out, like the plain int8 file."""
+    from kft.export import quant_debug
+    from kft.export.convert import QuantizationConfig, convert
+
+    monkeypatch.setattr(quant_debug, "RMSE_PER_SCALE_LIMIT", 0.1)  # so that some layers stay in float
+    t = trained()
+    q = dataclasses.replace(QuantizationConfig.for_int8(t.train_x[:24], int8_io=True), selective=True)
+    details = {}
+    (tmp_path / "islands.tflite").write_bytes(convert(t.model, q, details=details))
+    assert details["float_nodes"]
+    probs_u8, inp, out = run_tflite(tmp_path / "islands.tflite", t.test_x)
+    assert inp["dtype"] == np.uint8 and out["dtype"] == np.uint8 and inp["quantization"] == (1.0, 0)
+    probs = probs_u8.astype(np.float32) / 256
+    np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.03)
+    logits = keras_logits(t.test_x)
+    sure = decisive(logits, 1.0)  # decisions the float model makes by a clear margin
+    assert sure.sum() >= 10
+    assert float((probs.argmax(1) == logits.argmax(1))[sure].mean()) >= 0.8
 
 
 @pytest.mark.parametrize("name", ["float32", "int8"])
@@ -322,9 +345,15 @@ def test_quantization_names_and_configs():
 
 
 def test_every_variant_passes_the_accuracy_guard_by_default():
+    """The float variants pass at the first attempt. int8 on this tiny random-backbone model
+    (30 test images: one image is 3.3 points) may need its float-island fallback on one CPU
+    and not on another, so only its end state is checked: ok, and shipped."""
     rows = exported().report["rows"]
     assert [r["status"] for r in rows[1:]] == ["ok"] * 4
-    assert all(len(r["attempts"]) == 1 and r["float_nodes"] == [] for r in rows[1:])
+    floats = [r for r in rows[1:] if r["variant"] != "int8"]
+    assert len(floats) == 3 and all(len(r["attempts"]) == 1 and r["float_nodes"] == [] for r in floats)
+    (int8,) = [r for r in rows[1:] if r["variant"] == "int8"]
+    assert len(int8["attempts"]) in (1, 2) and (len(int8["attempts"]) == 2 or int8["float_nodes"] == [])
     assert "| ok |" in (exported().out_dir / "export_report.md").read_text()
 
 

@@ -54,14 +54,25 @@ def worst_layers(rows: list[dict], limit: float | None = None) -> list[str]:
 
 def selective_int8(make_converter, dataset, limit: float | None = None) -> tuple[bytes, list[str]]:
     """An int8 model with the layers over ``limit`` left in float, and their tensor names.
-    ``make_converter()`` returns a freshly configured converter (a debugger uses one up)."""
+    ``make_converter()`` returns a freshly configured converter (a debugger uses one up).
+
+    The debugger's own ``get_nondebug_quantized_model`` always gives float32 input and
+    output, whatever the converter asked for; so the calibrated model is quantized here
+    with the converter's ``inference_input_type``/``inference_output_type`` (uint8 I/O
+    for ``kft export --int8-io``), through the same quantizer the debugger calls.
+    """
     import tensorflow as tf
+    from tensorflow.lite.python import convert as tflite_convert
 
     nodes = worst_layers(layer_statistics(make_converter(), dataset), limit)
-    options = tf.lite.experimental.QuantizationDebugOptions(denylisted_nodes=nodes)
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=make_converter(), debug_dataset=dataset,
-                                                         debug_options=options)
-    return debugger.get_nondebug_quantized_model(), nodes
+    converter = make_converter()
+    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
+    io = [t if t in (tf.uint8, tf.int8) else tf.float32
+          for t in (converter.inference_input_type, converter.inference_output_type)]
+    # fully_quantize=True would make the I/O int8 whatever is asked; False honours the types
+    buf = tflite_convert.mlir_quantize(debugger.calibrated_model, input_data_type=io[0], output_data_type=io[1],
+                                       denylisted_nodes=nodes)
+    return buf, nodes
 
 
 def write_report(rows: list[dict], out_dir: Path, float_nodes=(), title: str = "") -> list[Path]:
