@@ -195,6 +195,7 @@ def _table(folder):
         return [{k: v for k, v in r.items() if k != "seconds"} for r in csv.DictReader(f)]
 
 
+@pytest.mark.slow  # minutes on 2 cores; the fast suite covers its parts (CI time)
 def test_print_jobs_then_jobs_2_give_the_same_results(compared, tmp_path, capsys):
     """The grid as `kft train` lines for a scheduler, then run by `--jobs 2` processes: the same table."""
     out = tmp_path / "parallel"

@@ -74,6 +74,7 @@ def test_a_mirrored_step_equals_the_single_device_step():
     assert r["max_grad"] > 1e-3 and r["max_diff"] <= 1e-5 * r["max_grad"] and r["worst_relative"] <= 1e-4, r
 
 
+@pytest.mark.slow  # minutes on 2 cores; the fast suite covers its parts (CI time)
 def test_a_tiny_two_stage_run_under_mirrored_finishes_and_resumes_exactly(tmp_path):
     """The run finishes under mirrored; killed after stage 2's first epoch and resumed (the strategy
     rebuilt from the run's config), it ends with the uninterrupted run's history and figures."""

@@ -76,6 +76,7 @@ def _train(folder, out, *extra):
     return proc.stdout + proc.stderr
 
 
+@pytest.mark.slow  # minutes on 2 cores; the fast suite covers its parts (CI time)
 def test_a_run_streamed_from_disk_equals_the_in_memory_run(folder, tmp_path):
     require_env("KFT_WEIGHTS_DIR")  # ImageNet features: a random network's numbers barely depend on the images
     _train(folder, tmp_path / "memory")
