@@ -46,11 +46,17 @@ def kft_env(**extra):
     return {**env, "PYTHONUNBUFFERED": "1", **extra}
 
 
+def finished_run(tmp_path_factory, name, cmd):
+    """Run ``cmd(folder)`` (a ``kft train`` command line) to its end in a fresh folder: the
+    folder and what it printed. Needs the real CIFAR-10 (skips, saying why, without it)."""
+    require_env("KFT_DATA_DIR")
+    out = tmp_path_factory.mktemp(name) / "run"
+    proc = subprocess.run(cmd(out), env=kft_env(), capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    return out, proc.stdout + proc.stderr
+
+
 @pytest.fixture(scope="session")
 def reference(tmp_path_factory):
     """The tiny run, uninterrupted (shared by the resume and refit tests)."""
-    require_env("KFT_DATA_DIR")
-    out = tmp_path_factory.mktemp("ref") / "run"
-    proc = subprocess.run(tiny_run_cmd(out), env=kft_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out
+    return finished_run(tmp_path_factory, "ref", tiny_run_cmd)[0]

@@ -2,14 +2,13 @@
 
 import csv
 import json
-import subprocess
 
 import pytest
 
-from conftest import require_env
+from conftest import finished_run
 from kft.config import labels_split, resolve_plan
 from kft.errors import KftError
-from test_run_safety import _assert_same_run, _cmd, _env, _history, _kill_and_resume
+from test_run_safety import _assert_same_run, _cmd, _history, _kill_and_resume
 
 def _refit_cmd(out):
     return _cmd(out) + ["--refit"]
@@ -17,14 +16,7 @@ def _refit_cmd(out):
 
 @pytest.fixture(scope="module")
 def holdout_and_refit(tmp_path_factory):
-    require_env("KFT_DATA_DIR")
-    runs = {}
-    for name, cmd in (("holdout", _cmd), ("refit", _refit_cmd)):
-        out = tmp_path_factory.mktemp(name) / "run"
-        proc = subprocess.run(cmd(out), env=_env(), capture_output=True, text=True, timeout=600)
-        assert proc.returncode == 0, proc.stderr[-2000:]
-        runs[name] = (out, proc.stdout)
-    return runs
+    return {name: finished_run(tmp_path_factory, name, cmd) for name, cmd in (("holdout", _cmd), ("refit", _refit_cmd))}
 
 
 def test_labels_per_class_is_an_inner_80_20_split_that_refits():

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from conftest import kft_env, require_env, tiny_run_cmd
+from conftest import finished_run, kft_env, tiny_run_cmd
 from kft import selftrain
 from kft.config import resolve_plan
 from kft.data.unlabeled import check_spec, load_pool
@@ -98,11 +98,7 @@ def _st_cmd(out):
 
 @pytest.fixture(scope="module")
 def self_trained(tmp_path_factory):
-    require_env("KFT_DATA_DIR")
-    out = tmp_path_factory.mktemp("st") / "run"
-    proc = subprocess.run(_st_cmd(out), env=kft_env(), capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-2000:]
-    return out, proc.stdout + proc.stderr
+    return finished_run(tmp_path_factory, "st", _st_cmd)
 
 
 def test_a_self_training_run_records_each_round(self_trained):
