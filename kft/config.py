@@ -225,7 +225,8 @@ def strategy_plan(backbone: str, strategy: str = DEFAULT_STRATEGY) -> Plan:
     return strategies.build_plan(backbone, strategy)
 
 
-SELF_TRAINING_OPTIONS = {"rounds": "rounds", "pseudo_per_class": "per_class", "pool_limit": "pool_limit"}  # CLI -> key
+SELF_TRAINING_OPTIONS = {"rounds": "rounds", "pseudo_per_class": "per_class", "pool_limit": "pool_limit",
+                         "student_epochs": "max_epochs"}  # CLI -> self_training key
 
 
 def with_overrides(plan: Plan, **overrides) -> Plan:
@@ -263,7 +264,7 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
     else:
         plan = strategy_plan(backbone, strategy or DEFAULT_STRATEGY)
     for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class",
-                "rounds", "pseudo_per_class", "pool_limit"):
+                "rounds", "pseudo_per_class", "pool_limit", "student_epochs"):
         v = overrides.get(key)
         if isinstance(v, int) and v <= 0:  # anything else is for validate() to name
             raise KftError(f"--{key.replace('_', '-')} must be positive, got {v}")

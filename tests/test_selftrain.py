@@ -37,9 +37,13 @@ def test_targets_are_the_teachers_probabilities_or_its_top1():
 
 
 def test_plan_keys_and_cli_overrides_are_checked():
-    plan = resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", rounds=2, pseudo_per_class=50, pool_limit=300)
-    assert (plan.unlabeled, plan.self_training.rounds, plan.self_training.per_class,
-            plan.self_training.pool_limit) == ("cifar10-rest", 2, 50, 300)
+    plan = resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", rounds=2, pseudo_per_class=50, pool_limit=300,
+                        student_epochs=4)
+    st = plan.self_training
+    assert (plan.unlabeled, st.rounds, st.per_class, st.pool_limit, st.max_epochs) == ("cifar10-rest", 2, 50, 300, 4)
+    assert [s.max_epochs for s in plan.stages] == [30, 20]  # the teacher's stages keep theirs
+    with pytest.raises(KftError, match="--student-epochs must be positive"):
+        resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_epochs=0)
     with pytest.raises(KftError, match="not supported yet"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", refit=True)
     with pytest.raises(KftError, match="--rounds must be positive"):
