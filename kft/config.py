@@ -264,7 +264,7 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
     else:
         plan = strategy_plan(backbone, strategy or DEFAULT_STRATEGY)
     for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class",
-                "rounds", "pseudo_per_class", "pool_limit", "student_epochs"):
+                *SELF_TRAINING_OPTIONS):
         v = overrides.get(key)
         if isinstance(v, int) and v <= 0:  # anything else is for validate() to name
             raise KftError(f"--{key.replace('_', '-')} must be positive, got {v}")

@@ -189,12 +189,10 @@ def convert(model, quant: QuantizationConfig, input_size: int | None = None, det
 
     converter, quant_n = build_converter(model, quant, input_size)
     float_nodes: list[str] = []
-    if quant.selective:  # the debugger uses up a converter per pass: it gets this one, then a fresh one
+    if quant.selective:
         from kft.export.quant_debug import selective_int8
 
-        spare = iter([converter])
-        buf, float_nodes = selective_int8(lambda: next(spare, None) or build_converter(model, quant, input_size)[0],
-                                          quant_n.representative_dataset())
+        buf, float_nodes = selective_int8(converter, quant_n.representative_dataset())
     else:
         buf = converter.convert()
     quant = quant_n

@@ -28,6 +28,12 @@ COLUMNS = ("op_name", "tensor_name", "scale", "zero_point", "rmse_per_scale", "m
 
 def layer_statistics(converter, dataset) -> list[dict]:
     """Per-layer int8 error of the conversion ``converter`` is set up for, worst first."""
+    return _debug(converter, dataset)[0]
+
+
+def _debug(converter, dataset) -> tuple[list[dict], bytes]:
+    """``layer_statistics`` and the calibrated model the debugger made on the way (the
+    float model with the activation ranges seen on ``dataset``: what int8 quantizes)."""
     import tensorflow as tf
 
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
@@ -44,7 +50,7 @@ def layer_statistics(converter, dataset) -> list[dict]:
                      "mean_error": float(r.get("mean_error") or 0.0),
                      "max_abs_error": float(r.get("max_abs_error") or 0.0), "left_in_float": False})
     rows.sort(key=lambda row: -row["rmse_per_scale"])
-    return rows
+    return rows, debugger.calibrated_model
 
 
 def worst_layers(rows: list[dict], limit: float | None = None) -> list[str]:
@@ -52,26 +58,26 @@ def worst_layers(rows: list[dict], limit: float | None = None) -> list[str]:
     return [r["tensor_name"] for r in rows if r["rmse_per_scale"] > limit]
 
 
-def selective_int8(make_converter, dataset, limit: float | None = None) -> tuple[bytes, list[str]]:
-    """An int8 model with the layers over ``limit`` left in float, and their tensor names.
-    ``make_converter()`` returns a freshly configured converter (a debugger uses one up).
+def selective_int8(converter, dataset, limit: float | None = None) -> tuple[bytes, list[str]]:
+    """An int8 model of ``converter``'s conversion with the layers over ``limit`` left in
+    float, and their tensor names.
 
-    The debugger's own ``get_nondebug_quantized_model`` always gives float32 input and
-    output, whatever the converter asked for; so the calibrated model is quantized here
-    with the converter's ``inference_input_type``/``inference_output_type`` (uint8 I/O
-    for ``kft export --int8-io``), through the same quantizer the debugger calls.
+    One debugger pass calibrates and measures; its calibrated model is then quantized here
+    with the denylist, through the quantizer the debugger itself calls. Not through the
+    debugger's ``get_nondebug_quantized_model``: that always gives float32 input and output,
+    whatever the converter asked for, and ``kft export --int8-io`` needs uint8.
     """
     import tensorflow as tf
     from tensorflow.lite.python import convert as tflite_convert
 
-    nodes = worst_layers(layer_statistics(make_converter(), dataset), limit)
-    converter = make_converter()
-    debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
-    io = [t if t in (tf.uint8, tf.int8) else tf.float32
-          for t in (converter.inference_input_type, converter.inference_output_type)]
+    rows, calibrated = _debug(converter, dataset)
+    nodes = worst_layers(rows, limit)
+    io_types = [t if t in (tf.uint8, tf.int8) else tf.float32
+                for t in (converter.inference_input_type, converter.inference_output_type)]
     # fully_quantize=True would make the I/O int8 whatever is asked; False honours the types
-    buf = tflite_convert.mlir_quantize(debugger.calibrated_model, input_data_type=io[0], output_data_type=io[1],
-                                       denylisted_nodes=nodes)
+    buf = tflite_convert.mlir_quantize(
+        calibrated, disable_per_channel=converter._experimental_disable_per_channel,  # as the debugger does
+        input_data_type=io_types[0], output_data_type=io_types[1], denylisted_nodes=nodes)
     return buf, nodes
 
 
