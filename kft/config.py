@@ -45,6 +45,11 @@ class SelfTraining:
     ``per_class`` most confident images (at least ``min_confidence``) are kept, balanced
     across classes; a fresh student is trained on labelled + kept images, with the plan's
     stages and augmentation as noise, and selected on the labelled validation split.
+
+    ``student``: ``fresh`` trains every stage from the run's initial weights; ``top`` trains
+    only the first stage's blocks (afresh) on the teacher's lower blocks, which it keeps
+    frozen: one stage instead of all, and no student pass through the blocks the later
+    stages train (the cheap student; see docs/results.md).
     """
 
     rounds: int = 1
@@ -54,6 +59,7 @@ class SelfTraining:
     views: int = 2  # cached augmented views per image while a student trains
     max_epochs: int = 10  # cap of each student stage's epochs (its data is larger)
     pool_limit: int | None = None  # use at most this many pool images (seeded sample)
+    student: str = "fresh"  # fresh: all stages from the initial weights; top: the first stage's blocks only
 
 
 @dataclass
@@ -181,6 +187,7 @@ def validate(plan: Plan) -> Plan:
 
 
 TARGETS = ("soft", "hard")
+STUDENTS = ("fresh", "top")
 CIFAR_REST = "cifar10-rest"
 
 
@@ -195,6 +202,7 @@ def _check_self_training(plan: Plan, _pos_int) -> None:
     _check(isinstance(st.min_confidence, (int, float)) and 0 <= st.min_confidence < 1,
            f"self_training.min_confidence must be in [0, 1), got {st.min_confidence!r}")
     _check(st.targets in TARGETS, f"self_training.targets: {st.targets!r} is not one of {', '.join(TARGETS)}")
+    _check(st.student in STUDENTS, f"self_training.student: {st.student!r} is not one of {', '.join(STUDENTS)}")
     if plan.unlabeled is not None:
         _check(not plan.refit, "unlabeled images with refit (or --labels-per-class) are not supported yet: "
                                "the students select on the validation split")
@@ -226,7 +234,7 @@ def strategy_plan(backbone: str, strategy: str = DEFAULT_STRATEGY) -> Plan:
 
 
 SELF_TRAINING_OPTIONS = {"rounds": "rounds", "pseudo_per_class": "per_class", "pool_limit": "pool_limit",
-                         "student_epochs": "max_epochs"}  # CLI -> self_training key
+                         "student_epochs": "max_epochs", "student": "student"}  # CLI -> self_training key
 
 
 def with_overrides(plan: Plan, **overrides) -> Plan:

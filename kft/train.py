@@ -32,7 +32,7 @@ from kft.cache import FeatureCache
 from kft.callbacks import (Callback, CallbackList, Checkpoint, EarlyStopping, EpochLog, HistoryCSV,
                            KerasCallbacks, TensorBoardLog)
 from kft.config import Plan, Stage
-from kft.model import block_of_variable, dropout_rng_variables, set_trainable_blocks
+from kft.model import block_layers, block_of_variable, dropout_rng_variables, set_trainable_blocks
 from kft.state import RunState, StageProgress, StageRecord
 
 _log = logging.getLogger(__name__)
@@ -419,18 +419,20 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
     teaching = None if not plan.unlabeled else _Teaching(run, plan, selection, seed, features.base)
     for i in range(first, _steps(plan)):
         refit = i >= n and plan.refit
-        stage, epochs = plan.stages[i % n], None
+        stage, epochs, skip = plan.stages[i % n], None, "its selection run kept the incoming weights (0 epochs)"
         if teaching is not None and i >= n:  # self-training: round r's student
-            r = i // n
+            r, st = i // n, plan.self_training
             if i % n == 0 or i == first:  # entering the round (or resuming inside it)
                 if i % n == 0 and state.stage is None:  # the model is the teacher: label the pool
                     teaching.label_pool(model, r, features)
-                    _reset_to_initial(model, plan, data, seed, weights)
+                    _reset_to_initial(model, plan, data, seed, weights,
+                                      blocks=plan.stages[0].trainable if st.student == "top" else None)
                 data, features = teaching.student(model, r)
-            st = plan.self_training
             stage = dataclasses.replace(stage, name=f"{STUDENT_PREFIX}{r}-{stage.name}",
                                         max_epochs=min(stage.max_epochs, st.max_epochs),
                                         patience=min(stage.patience, st.max_epochs))
+            if st.student == "top" and i % n:
+                epochs, skip = 0, "a top student trains the first stage's blocks only (self_training.student)"
         if refit:
             epochs = state.stages[i - n].best_epoch
             if i == n or i == first:  # entering the refit phase (or resuming inside it)
@@ -449,7 +451,7 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
         persist = [HistoryCSV(run, state), TensorBoardLog(run, state), Checkpoint(run, model, state, t_start)]
         if epochs == 0:  # selection kept this stage's incoming weights: the refit skips it too
             record = StageRecord(stage.name, 0, None, 0, 0.0, 0, False, 0.0)
-            _log.info(f"[{stage.name}] skipped: its selection run kept the incoming weights (0 epochs)")
+            _log.info(f"[{stage.name}] skipped: {skip}")
             killpoints.reached(f"stage-done:{i}")
             CallbackList(persist).on_stage_end(None, record)
         else:
@@ -514,16 +516,26 @@ class _Teaching:
 
         rows, targets = selftrain.load_round(self.run, r)
         data = selftrain.student_data(self.data, self.pool, rows, targets)
-        plan = dataclasses.replace(self.plan, cache_views=self.plan.self_training.views)
+        st = self.plan.self_training
+        # a top student's cache starts where its one stage does: through the teacher's lower blocks
+        stages = self.plan.stages[:1] if st.student == "top" else self.plan.stages
+        plan = dataclasses.replace(self.plan, cache_views=st.views, stages=stages)
         with _scope(None):
             return data, FeatureCache(model, plan, data, self.seed, stream=(CACHE_STUDENT_VIEWS, r))
 
 
-def _reset_to_initial(model, plan: Plan, data, seed: int, weights: str) -> None:
+def _reset_to_initial(model, plan: Plan, data, seed: int, weights: str, blocks=None) -> None:
     """Give ``model`` the weights and dropout generator state a run starts with (seeded, so
-    they equal the selection run's start); the frozen layers, hence the cache, are unchanged."""
+    they equal the selection run's start); the frozen layers, hence the cache, are unchanged.
+    ``blocks``: reset only these blocks' weights (a top student keeps the teacher's others)."""
     fresh = _initial_model(plan, data, seed, weights)
-    model.set_weights(fresh.get_weights())
+    if blocks is None:
+        model.set_weights(fresh.get_weights())
+    else:
+        mine, initial = block_layers(model), block_layers(fresh)
+        for block in blocks:
+            for layer, start in zip(mine[block], initial[block], strict=True):
+                layer.set_weights(start.get_weights())
     for v, a in zip(dropout_rng_variables(model), dropout_rng_variables(fresh), strict=True):
         v.assign(a.numpy())
 
@@ -589,7 +601,8 @@ def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float
                                                     "pseudo_label_accuracy")})
         rows.append(row)
     st = plan.self_training
-    return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "targets": st.targets,
+    return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "student": st.student,
+            "targets": st.targets,
             "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
 
 

@@ -10,6 +10,7 @@ from PIL import Image
 
 from conftest import finished_run, kft_env, tiny_run_cmd
 from kft import selftrain
+from kft.callbacks import Callback
 from kft.config import resolve_plan
 from kft.data.unlabeled import check_spec, load_pool
 from kft.errors import KftError
@@ -38,9 +39,11 @@ def test_targets_are_the_teachers_probabilities_or_its_top1():
 
 def test_plan_keys_and_cli_overrides_are_checked():
     plan = resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", rounds=2, pseudo_per_class=50, pool_limit=300,
-                        student_epochs=4)
+                        student_epochs=4, student="top")
     st = plan.self_training
-    assert (plan.unlabeled, st.rounds, st.per_class, st.pool_limit, st.max_epochs) == ("cifar10-rest", 2, 50, 300, 4)
+    assert (plan.unlabeled, st.rounds, st.per_class, st.pool_limit, st.max_epochs, st.student) == (
+        "cifar10-rest", 2, 50, 300, 4, "top")
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").self_training.student == "fresh"
     assert [s.max_epochs for s in plan.stages] == [30, 20]  # the teacher's stages keep theirs
     with pytest.raises(KftError, match="--student-epochs must be positive"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_epochs=0)
@@ -56,6 +59,9 @@ def test_plan_keys_and_cli_overrides_are_checked():
         plan_from_dict(d)
     d["self_training"] = {"targets": "fuzzy"}
     with pytest.raises(KftError, match="targets: 'fuzzy' is not one of soft, hard"):
+        plan_from_dict(d)
+    d["self_training"] = {"student": "bottom"}
+    with pytest.raises(KftError, match="student: 'bottom' is not one of fresh, top"):
         plan_from_dict(d)
 
 
@@ -173,3 +179,53 @@ def test_the_teacher_scores_the_pool_from_cached_features_as_from_the_images(tmp
     assert (direct.max(0) - direct.min(0)).min() > 0.05  # the images get different probabilities
     np.testing.assert_allclose(cached, direct, atol=1e-3)  # float16 features: close, not equal
     np.testing.assert_allclose(cached.sum(1), 1, rtol=1e-5)
+
+
+class _BlockWeights(Callback):
+    """Each block's weights as every stage begins and ends, by stage name."""
+
+    def __init__(self):
+        self.seen = {}
+
+    def _keep(self, trainer, when):
+        from kft.model import block_layers
+
+        if trainer is not None:
+            self.seen[(trainer.stage.name, when)] = {
+                block: [w.copy() for layer in layers for w in layer.get_weights()]
+                for block, layers in block_layers(trainer.model).items()}
+
+    def on_stage_begin(self, trainer):
+        self._keep(trainer, "begin")
+
+    def on_stage_end(self, trainer, record):
+        self._keep(trainer, "end")
+
+
+def _same(a, b):
+    return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
+
+
+def test_a_top_student_trains_a_fresh_top_on_the_teachers_lower_blocks(tmp_path):
+    """--student top: the student's first-stage blocks start from the run's initial weights,
+    the blocks only later stages train stay the teacher's, and the later stages are skipped."""
+    from conftest import require_env
+    from kft import api
+
+    require_env("KFT_DATA_DIR")
+    require_env("KFT_WEIGHTS_DIR")  # ImageNet weights learn in 2 epochs, so the teacher's layer3 moves
+    seen = _BlockWeights()
+    run = api.train("mobilenet_v3_small", seed=3, samples_per_class=10, val_per_class=5, limit_test=30,
+                    image_size=32, max_epochs=2, cache_views=1, unlabeled="cifar10-rest", pool_limit=200,
+                    pseudo_per_class=5, student="top", out=tmp_path / "run", callbacks=[seen])
+    m = json.loads((run / "metrics.json").read_text())
+    assert [(s["name"], s["epochs"]) for s in m["stages"]][2:] == [("student1-stage1", 2), ("student1-stage2", 0)]
+    assert m["self_training"]["student"] == "top"
+    w = seen.seen
+    teacher, start, student = w[("stage2", "end")], w[("stage1", "begin")], w[("student1-stage1", "begin")]
+    assert not _same(teacher["layer3"], start["layer3"])  # the teacher's stage 2 trained layer3
+    assert _same(student["layer3"], teacher["layer3"])  # ... and the student keeps it
+    for block in ("layer4", "head"):  # the student's top starts where the teacher's did
+        assert _same(student[block], start[block]) and not _same(teacher[block], start[block])
+    final = w[("student1-stage1", "end")]
+    assert _same(final["layer3"], teacher["layer3"]) and not _same(final["head"], start["head"])

@@ -76,6 +76,9 @@ def plan(backbone, strategy, out):
               help="Unlabelled images kept per predicted class and round (the most confident), default 1000.")
 @click.option("--pool-limit", type=int, help="Use a seeded sample of at most this many unlabelled images.")
 @click.option("--student-epochs", type=int, help="At most this many epochs per student stage, default 10.")
+@click.option("--student", type=click.Choice(["fresh", "top"]),
+              help="Self-training student: fresh (every stage anew, default) or top (only the first stage's "
+                   "blocks anew, on the teacher's lower blocks: about half the student's time).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
@@ -91,8 +94,8 @@ def plan(backbone, strategy, out):
 @click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, image_size,
-          class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, student_epochs, seed,
-          weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
+          class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, student_epochs, student,
+          seed, weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
           overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
     from kft import api
@@ -110,7 +113,8 @@ def train(backbone, strategy, config_path, samples_per_class, val_per_class, lab
                     class_weight=class_weight, distribute=distribute,
                     cache=cache, cache_views=cache_views, data_budget_mb=data_budget_mb, max_epochs=max_epochs,
                     labels_per_class=labels_per_class, refit=refit, unlabeled=unlabeled, rounds=rounds,
-                    pseudo_per_class=pseudo_per_class, pool_limit=pool_limit, student_epochs=student_epochs)
+                    pseudo_per_class=pseudo_per_class, pool_limit=pool_limit, student_epochs=student_epochs,
+                    student=student)
     click.echo(f"run folder: {run}")
 
 
