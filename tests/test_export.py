@@ -103,13 +103,11 @@ def test_int8_io_takes_raw_uint8_pixels_and_gives_uint8_probabilities():
     assert row["input"].startswith("uint8") and row["output"].startswith("uint8")
 
 
-def test_the_float_island_fallback_keeps_uint8_io(tmp_path, monkeypatch):
-    """The QuantizationDebugger's own model has float I/O; with --int8-io the fallback must
-    still give raw uint8 pixels in and uint8 probabilities out, like the plain int8 file."""
-    from kft.export import quant_debug
+def test_the_float_island_fallback_keeps_uint8_io(tmp_path):
+    """TFLite's selective quantization gives float I/O by default; with --int8-io the fallback
+    must still give raw uint8 pixels in and uint8 probabilities out, like the plain int8 file."""
     from kft.export.convert import QuantizationConfig, convert
 
-    monkeypatch.setattr(quant_debug, "RMSE_PER_SCALE_LIMIT", 0.1)  # so that some layers stay in float
     t = trained()
     q = dataclasses.replace(QuantizationConfig.for_int8(t.train_x[:24], int8_io=True), selective=True)
     details = {}
@@ -123,6 +121,35 @@ def test_the_float_island_fallback_keeps_uint8_io(tmp_path, monkeypatch):
     sure = decisive(logits, 1.0)  # decisions the float model makes by a clear margin
     assert sure.sum() >= 10
     assert float((probs.argmax(1) == logits.argmax(1))[sure].mean()) >= 0.8
+
+
+def test_the_int8_fallback_floats_the_costliest_nodes_until_it_agrees_with_float():
+    """selective_int8 ranks nodes by what quantizing each alone costs the output, then puts the
+    costliest 1, 2, 4, ... in float until top-1 agreement with float reaches the target."""
+    import tensorflow as tf
+
+    from kft.export import quant_debug
+    from kft.export.convert import QuantizationConfig, build_converter
+
+    t = trained()
+    q = QuantizationConfig.for_int8(t.train_x[:24])
+    images = build_converter(t.model, q, 32)[1].representative_images
+
+    def islands(target):
+        converter, _ = build_converter(t.model, q, 32)
+        return quant_debug.selective_int8(converter, images, target=target)
+
+    buf, one = islands(0.0)  # any agreement will do: the single costliest node
+    assert len(one) == 1
+    buf_all, every = islands(1.01)  # never reached: as many nodes in float as allowed
+    candidates = [name for op, name in quant_debug.graph_nodes(buf_all) if op in quant_debug.ISLAND_OPS]
+    assert one[0] in every and set(every) <= set(candidates)
+    assert len(every) == int(len(candidates) * quant_debug.MAX_ISLAND_SHARE) > 4
+    for data, floated in ((buf, one), (buf_all, every)):  # the islands really compute in float
+        interpreter = tf.lite.Interpreter(model_content=data)
+        types = {d["name"]: d["dtype"] for d in interpreter.get_tensor_details()}
+        assert all(types[name] == np.float32 for name in floated)
+        assert sum(dtype == np.int8 for dtype in types.values()) > 0  # and the rest is int8
 
 
 @pytest.mark.parametrize("name", ["float32", "int8"])
@@ -384,9 +411,8 @@ def test_an_int8_file_with_float_islands_is_timed_against_float32(tmp_path, monk
     """The first int8 attempt is made to fail, so the float-island fallback ships; the report
     then says whether that file is still faster than float32 at 1 thread (figures, not a
     verdict this test could rely on: timing depends on the machine)."""
-    from kft.export import export_model, guard, quant_debug
+    from kft.export import export_model, guard
 
-    monkeypatch.setattr(quant_debug, "RMSE_PER_SCALE_LIMIT", 0.1)  # this tiny model's layers are all below 0.7
     real = guard.verdict
     monkeypatch.setattr(guard, "verdict", lambda row, *a: guard.FAILED if row["variant"] == "int8"
                         and not row["selective"] else real(row, *a))

@@ -196,7 +196,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
                 break
             _log.info(f"{file}: {guard.drop_points(row, rows[0]):.2f} points below Keras "
                       f"(allowed {max_accuracy_drop:g})")
-            quant = guard.fallback_for(quant)
+            quant = guard.fallback_for(quant, max_accuracy_drop)
         row["attempts"] = [{"selective": r["selective"], "float_nodes": len(r["float_nodes"]),
                             "accuracy": r["accuracy"]} for r in tried]
         rows.append(row)

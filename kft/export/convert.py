@@ -101,7 +101,8 @@ class QuantizationConfig:
     representative_images: np.ndarray | None = None
     int8_io: bool = False
     prepare: bool = True
-    selective: bool = False  # int8 only: leave the worst-quantized layers in float (kft.export.quant_debug)
+    selective: bool = False  # int8 only: leave the layers int8 hurts most in float (kft.export.quant_debug)
+    island_agreement: float = 0.99  # selective: float islands grow until top-1 agrees with float this often
 
     @classmethod
     def for_float32(cls) -> "QuantizationConfig":
@@ -192,7 +193,7 @@ def convert(model, quant: QuantizationConfig, input_size: int | None = None, det
     if quant.selective:
         from kft.export.quant_debug import selective_int8
 
-        buf, float_nodes = selective_int8(converter, quant_n.representative_dataset())
+        buf, float_nodes = selective_int8(converter, quant_n.representative_images, quant.island_agreement)
     else:
         buf = converter.convert()
     quant = quant_n

@@ -39,17 +39,18 @@ def verdict(row: dict, keras_row: dict, max_accuracy_drop: float, n_images: int)
     return OK if drop <= allowed_drop(max_accuracy_drop, n_images) else FAILED
 
 
-def fallback_for(quant):
+def fallback_for(quant, max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP):
     """The safer conversion to try when ``quant`` fails the guard, or None.
 
-    int8: selective quantization, the recipe of TensorFlow's quantization-debugger
-    guide: the layers whose int8 error is largest (RMSE over more than 0.7 of their
-    quantization step, measured by TFLite's QuantizationDebugger on the calibration
-    images) stay in float ("float islands"); the file stays mostly int8. Float
-    variants have no fallback.
+    int8: selective quantization ("float islands", as in TensorFlow's quantization-debugger
+    guide): the nodes whose int8 error moves the output most, measured one at a time on
+    the calibration images, stay in float until the file agrees with the float model's
+    top-1 on all but ``max_accuracy_drop`` percent of them, or half of those nodes are float
+    (``kft.export.quant_debug.selective_int8``); the file stays mostly int8. Float variants
+    have no fallback.
     """
     if quant.name == "int8" and not quant.selective:
-        return replace(quant, selective=True)
+        return replace(quant, selective=True, island_agreement=1.0 - max_accuracy_drop / 100.0)
     return None
 
 

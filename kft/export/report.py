@@ -116,7 +116,7 @@ def format_markdown(report: dict) -> str:
               "model's. Logit difference: centred logits recovered from log-probabilities "
               "(float variants only).",
               f"Guard: a variant more than {report.get('max_accuracy_drop', 1.0):g} points below the Keras model "
-              "is retried with its fallback (int8: its worst-quantized layers kept in float), then marked FAILED and not "
+              "is retried with its fallback (int8: the layers int8 hurts most kept in float), then marked FAILED and not "
               "written; 'unchecked' means there were no held-out images to score.", ""]
     return "\n".join(lines)
 

@@ -39,6 +39,14 @@ def dump(model) -> bytes:
     return bytes(builder.Output())
 
 
+def op_name(model, op) -> str:
+    """The builtin operator name (``CONV_2D``, ``HARD_SWISH``, ...) of ``op`` in ``model``."""
+    code = model.operatorCodes[op.opcodeIndex]
+    number = max(code.builtinCode, code.deprecatedBuiltinCode)
+    ops = _schema().BuiltinOperator
+    return next(k for k, v in vars(ops).items() if v == number and not k.startswith("_"))
+
+
 def rename_io(model, inputs: list[str], outputs: list[str]) -> None:
     """Give the main subgraph's input and output tensors readable names.
 
