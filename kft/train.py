@@ -449,7 +449,7 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             for v, a in zip(dropout_rng_variables(model), state.rng, strict=True):
                 v.assign(a)
         persist = [HistoryCSV(run, state), TensorBoardLog(run, state), Checkpoint(run, model, state, t_start)]
-        if epochs == 0:  # selection kept this stage's incoming weights: the refit skips it too
+        if epochs == 0:  # a refit stage whose selection kept its incoming weights, or a top student's later stage
             record = StageRecord(stage.name, 0, None, 0, 0.0, 0, False, 0.0)
             _log.info(f"[{stage.name}] skipped: {skip}")
             killpoints.reached(f"stage-done:{i}")
@@ -602,8 +602,7 @@ def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float
         rows.append(row)
     st = plan.self_training
     return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "student": st.student,
-            "targets": st.targets,
-            "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
+            "targets": st.targets, "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
 
 
 def label_accounting(plan: Plan, data) -> dict:

@@ -78,7 +78,7 @@ def plan(backbone, strategy, out):
 @click.option("--student-epochs", type=int, help="At most this many epochs per student stage, default 10.")
 @click.option("--student", type=click.Choice(["fresh", "top"]),
               help="Self-training student: fresh (every stage anew, default) or top (only the first stage's "
-                   "blocks anew, on the teacher's lower blocks: about half the student's time).")
+                   "blocks anew, on the teacher's frozen lower blocks: a quarter of the student's time).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")

@@ -62,13 +62,16 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
     divergence); the costliest 1, 2, 4, 8, ... go to float until the model agrees with the float
     model's top-1 on at least ``target`` (``ISLAND_AGREEMENT``) of ``images``, or
     ``MAX_ISLAND_SHARE`` of those nodes are float (past that the file is not int8 in any
-    useful sense; the export guard then decides). Measured on MobileNetV3-Small (docs/benchmarks.md), this finds the nodes that
-    matter; the layers with the largest RMSE per quantization step (the report's ranking) were
-    squeeze-excite convs whose error cost nothing, and keeping them in float recovered nothing.
+    useful sense; the export guard then decides). On MobileNetV3-Small (docs/benchmarks.md)
+    this finds the nodes that matter; the layers with the largest RMSE per quantization step
+    (the report's ranking) were squeeze-excite convs whose error cost nothing, and keeping
+    them in float recovered nothing.
     ``images``: float32 (N, S, S, 3) at the converter's input size (kft uses the calibration
     images). The file keeps the converter's input and output types (uint8 with ``--int8-io``).
     """
     import tensorflow as tf
+
+    from kft.progress import progress
 
     target = ISLAND_AGREEMENT if target is None else target
     converter._experimental_calibrate_only = True
@@ -82,8 +85,6 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
     images = np.asarray(images, np.float32)
     reference = _probabilities(calibrated, images)
     cost = {}
-    from kft.progress import progress
-
     with progress("int8 fallback: the cost of each node alone", total=len(candidates), unit="node") as bar:
         for name in candidates:
             alone = _quantize(calibrated, denylisted_nodes=[n for n in names if n != name])
