@@ -229,3 +229,35 @@ def test_a_top_student_trains_a_fresh_top_on_the_teachers_lower_blocks(tmp_path)
         assert _same(student[block], start[block]) and not _same(teacher[block], start[block])
     final = w[("student1-stage1", "end")]
     assert _same(final["layer3"], teacher["layer3"]) and not _same(final["head"], start["head"])
+
+
+def _top_cmd(out):
+    """A tiny top-student run whose teacher really moves layer3 (ImageNet weights learn in 2 epochs)."""
+    return tiny_run_cmd(out, "--weights", "imagenet", "--samples-per-class", "10", "--val-per-class", "5",
+                        "--cache-views", "1", "--unlabeled", "cifar10-rest", "--pool-limit", "200",
+                        "--pseudo-per-class", "5", "--student", "top")
+
+
+def test_a_top_student_resumed_at_its_round_equals_the_uninterrupted_one(tmp_path_factory, tmp_path):
+    """Killed as the student's stage starts, the resumed run takes the teacher's layer3 from the
+    checkpoint and resets only the top, as the uninterrupted run did."""
+    from conftest import require_env
+    from kft.model import block_layers, build_classifier
+    from kft.runs import load_model
+
+    require_env("KFT_WEIGHTS_DIR")
+    reference, _ = finished_run(tmp_path_factory, "top", _top_cmd)
+    final, start = load_model(reference / "model.keras"), build_classifier(
+        "mobilenet_v3_small", 10, image_size=32, input_size=32, weights="imagenet", seed=3)
+    moved = [not np.array_equal(a, b) for x, y in zip(block_layers(final)["layer3"], block_layers(start)["layer3"])
+             for a, b in zip(x.get_weights(), y.get_weights())]
+    assert any(moved)  # the teacher's layer3, not ImageNet's: a resume that reset it would differ
+    run = tmp_path / "run"
+    killed = subprocess.run(_top_cmd(run), env=kft_env(KFT_TEST_KILL_AT="stage-start:2"), capture_output=True,
+                            text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-1500:]
+    resumed = subprocess.run([sys.executable, "-m", "kft", "train", "--resume", str(run)], env=kft_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _assert_same_run(run, reference)
+    assert "[student1-stage2] skipped: a top student" in resumed.stdout + resumed.stderr
