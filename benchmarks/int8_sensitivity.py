@@ -35,12 +35,12 @@ def main() -> None:
     from kft.native_logs import hide_native_logs
 
     hide_native_logs()
-    import tensorflow as tf
     from tensorflow.lite.python import convert as tflite_convert
 
     from kft import runs
     from kft.export import DEFAULT_CALIBRATION_SAMPLES, _calibration_subset
     from kft.export.convert import QuantizationConfig, build_converter
+    from kft.export.quant_debug import graph_nodes, probabilities
 
     run = runs.load_run(args.run)
     model = runs.load_model(run.path / "model.keras")
@@ -51,13 +51,13 @@ def main() -> None:
     converter, _ = build_converter(model, QuantizationConfig.for_int8(calib), size)
     converter._experimental_calibrate_only = True  # float model + activation ranges: what int8 quantizes
     calibrated = converter.convert()
-    nodes = _nodes(calibrated)
+    nodes = graph_nodes(calibrated)
     types = sorted({op for op, _ in nodes})
 
-    def score(**denylist) -> float:
-        buf = calibrated if denylist.get("denylisted_ops") == types else tflite_convert.mlir_quantize(
-            denylist.pop("model", calibrated), **denylist)
-        return _accuracy(tf, buf, x, y)
+    def score(model=calibrated, **denylist) -> float:
+        """Accuracy of ``model`` quantized except the denylisted ops/nodes (all ops: ``model`` as is)."""
+        buf = model if denylist.get("denylisted_ops") == types else tflite_convert.mlir_quantize(model, **denylist)
+        return float((probabilities(buf, x).argmax(1) == y).mean())
 
     t = time.time()
     base = score(denylisted_ops=types)
@@ -92,53 +92,25 @@ def main() -> None:
     print(f"\n{time.time() - t:.0f} s")
 
 
-def _nodes(buf: bytes) -> list[tuple[str, str]]:
-    """(op type, output tensor name) of every op, in graph order."""
-    from kft.export import tflite_model
-
-    tree = tflite_model.load(buf)
-    graph = tree.subgraphs[0]
-    return [(_op_name(tree, op), graph.tensors[op.outputs[0]].name.decode()) for op in graph.operators]
-
-
-def _op_name(tree, op) -> str:
-    from kft.export.tflite_model import _schema
-
-    code = tree.operatorCodes[op.opcodeIndex]
-    number = max(code.builtinCode, code.deprecatedBuiltinCode)
-    return next(k for k, v in vars(_schema().BuiltinOperator).items() if v == number and not k.startswith("_"))
-
-
 def _clamp_hard_swish_inputs(buf: bytes) -> tuple[bytes, int]:
     """The calibrated model with each tensor that feeds only HARD_SWISH ops calibrated from -3 up."""
     from kft.export import tflite_model
+    from kft.export.tflite_model import op_name
 
     tree = tflite_model.load(buf)
     graph = tree.subgraphs[0]
     consumers: dict[int, set] = {}
     for op in graph.operators:
         for i in op.inputs:
-            consumers.setdefault(int(i), set()).add(_op_name(tree, op))
+            consumers.setdefault(int(i), set()).add(op_name(tree, op))
     n = 0
     for op in graph.operators:
         t = int(op.inputs[0])
         q = graph.tensors[t].quantization
-        if _op_name(tree, op) == "HARD_SWISH" and consumers[t] == {"HARD_SWISH"} and q is not None and q.min is not None:
+        if op_name(tree, op) == "HARD_SWISH" and consumers[t] == {"HARD_SWISH"} and q is not None and q.min is not None:
             q.min = np.maximum(q.min, -3.0).astype(q.min.dtype)
             n += 1
     return tflite_model.dump(tree), n
-
-
-def _accuracy(tf, buf: bytes, x: np.ndarray, y: np.ndarray) -> float:
-    interpreter = tf.lite.Interpreter(model_content=buf, num_threads=1)
-    interpreter.allocate_tensors()
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    right = 0
-    for image, label in zip(x, y):
-        interpreter.set_tensor(inp["index"], image[None])
-        interpreter.invoke()
-        right += int(interpreter.get_tensor(out["index"])[0].argmax() == label)
-    return right / len(y)
 
 
 if __name__ == "__main__":

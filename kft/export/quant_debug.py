@@ -22,6 +22,9 @@ from pathlib import Path
 import numpy as np
 
 RMSE_PER_SCALE_LIMIT = 0.7  # TensorFlow's quantization-debugger guide's threshold
+ISLAND_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "FULLY_CONNECTED")  # where MobileNetV3's loss is
+ISLAND_AGREEMENT = 0.99  # top-1 agreement with float: accuracy then moves by 1 point at most
+MAX_ISLAND_SHARE = 0.5  # of the ISLAND_OPS nodes, at most this share in float
 REPORT_CSV = "quantization_report.csv"
 REPORT_MD = "quantization_report.md"
 COLUMNS = ("op_name", "tensor_name", "scale", "zero_point", "rmse_per_scale", "mean_error", "max_abs_error",
@@ -30,10 +33,6 @@ COLUMNS = ("op_name", "tensor_name", "scale", "zero_point", "rmse_per_scale", "m
 
 def layer_statistics(converter, dataset) -> list[dict]:
     """Per-layer int8 error of the conversion ``converter`` is set up for, worst first."""
-    return _debug(converter, dataset)
-
-
-def _debug(converter, dataset) -> list[dict]:
     import tensorflow as tf
 
     debugger = tf.lite.experimental.QuantizationDebugger(converter=converter, debug_dataset=dataset)
@@ -83,31 +82,28 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
     names = [name for _, name in nodes]
     candidates = [name for op, name in nodes if op in ISLAND_OPS]
     images = np.asarray(images, np.float32)
-    reference = _probabilities(calibrated, images)
+    reference = probabilities(calibrated, images)
     cost = {}
     with progress("int8 fallback: the cost of each node alone", total=len(candidates), unit="node") as bar:
         for name in candidates:
             alone = _quantize(calibrated, denylisted_nodes=[n for n in names if n != name])
-            cost[name] = _kl(reference, _probabilities(alone, images))
+            cost[name] = _kl(reference, probabilities(alone, images))
             bar.update(1)
     worst = sorted(candidates, key=lambda n: -cost[n])
     most = max(1, int(len(worst) * MAX_ISLAND_SHARE))
     k = 1
     while True:
         float_nodes = worst[:k]
-        agreement = float((_probabilities(_quantize(calibrated, denylisted_nodes=float_nodes), images).argmax(1)
-                           == reference.argmax(1)).mean())
+        buf = _quantize(calibrated, denylisted_nodes=float_nodes)
+        agreement = float((probabilities(buf, images).argmax(1) == reference.argmax(1)).mean())
         if agreement >= target or k >= most:
             break
         k = min(2 * k, most)
     io_types = [t if t in (tf.uint8, tf.int8) else tf.float32
                 for t in (converter.inference_input_type, converter.inference_output_type)]
-    return _quantize(calibrated, io_types, float_nodes), float_nodes
-
-
-ISLAND_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "FULLY_CONNECTED")  # where MobileNetV3's loss is
-ISLAND_AGREEMENT = 0.99  # top-1 agreement with float: accuracy then moves by 1 point at most
-MAX_ISLAND_SHARE = 0.5  # of the ISLAND_OPS nodes, at most this share in float
+    if io_types != [tf.float32, tf.float32]:  # the measured model has float I/O; --int8-io wants uint8
+        buf = _quantize(calibrated, io_types, float_nodes)
+    return buf, float_nodes
 
 
 def _quantize(calibrated: bytes, io_types=None, denylisted_nodes=()) -> bytes:
@@ -132,7 +128,8 @@ def graph_nodes(buf: bytes) -> list[tuple[str, str]]:
     return [(tflite_model.op_name(tree, op), graph.tensors[op.outputs[0]].name.decode()) for op in graph.operators]
 
 
-def _probabilities(buf: bytes, images: np.ndarray) -> np.ndarray:
+def probabilities(buf: bytes, images: np.ndarray) -> np.ndarray:
+    """A float-input .tflite classifier's outputs for ``images``, one invoke per image, 1 thread."""
     from kft.runtime.interpreter import load_interpreter
 
     interpreter = load_interpreter(buf, num_threads=1)
