@@ -150,6 +150,18 @@ def git_revision() -> str | None:
         return None
 
 
+def revisions(run: Path) -> dict:
+    """``git_revision``: the commit the run started with (recorded in split.json when its folder
+    was made; runs made before that have none, and get the current one); and
+    ``git_revision_at_finish`` when a resume under other code finished it."""
+    now = git_revision()
+    try:
+        started = json.loads((Path(run) / SPLIT).read_text()).get("git_revision", now)
+    except (OSError, ValueError):
+        started = now
+    return {"git_revision": started, **({"git_revision_at_finish": now} if now != started else {})}
+
+
 def load_model(path: str | Path):
     """Load a ``.keras`` classifier with Keras' safe mode on (no code from Lambda layers)."""
     import keras

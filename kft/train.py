@@ -320,7 +320,8 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
     model = _initial_model(plan, data, seed, weights, strategy)
     run = runs.new_run_dir(out, plan.backbone, plan.strategy, overwrite)  # once data and weights are known good
     runs.write_config(run, {**plan.to_dict(), "seed": seed, "weights": weights})
-    runs.write_split(run, source, {"class_names": data.class_names, **data.split})
+    runs.write_split(run, source, {"class_names": data.class_names, **data.split,
+                                   "git_revision": runs.git_revision()})  # the code the run started with
     runs.write_labels(run, data.class_names)
     _log.info(f"run {run}: {plan.backbone} / {plan.strategy}, {len(data.train.y)} train, {len(data.val.y)} val, "
         f"{0 if data.test is None else len(data.test.y)} test images, input {data.train.x.shape[1]} px "
@@ -574,7 +575,7 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
         metrics["labels"]["pseudo_labelled_images"] = metrics["self_training"]["rounds"][-1].get("kept")
     metrics.update(val_accuracy=max(scores, default=None), stages=stages,
                    seconds=round(time.time() - t_start, 1), versions=runs.library_versions(),
-                   git_revision=runs.git_revision())
+                   **runs.revisions(run))
     plot_curves(history, run / "curves.png", f"{plan.backbone} / {plan.strategy}")
     if "confusion_matrix" in metrics:
         plot_confusion(metrics["confusion_matrix"], data.class_names, run / "confusion.png",

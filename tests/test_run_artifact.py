@@ -68,3 +68,13 @@ def test_file_names_are_spelled_only_in_kft_runs():
                  if p.name != "runs.py" and any(f'"{n}"' in p.read_text() for n in
                                                 (runs.CONFIG, runs.SPLIT, runs.METRICS, runs.MODEL, runs.HISTORY))]
     assert offenders == []
+
+
+def test_metrics_name_the_commit_a_run_started_with_and_a_different_one_that_finished_it(tmp_path, monkeypatch):
+    runs.write_split(tmp_path, runs.DataSource(), {"git_revision": "a" * 40})
+    monkeypatch.setattr(runs, "git_revision", lambda: "a" * 40)
+    assert runs.revisions(tmp_path) == {"git_revision": "a" * 40}
+    monkeypatch.setattr(runs, "git_revision", lambda: "b" * 40)  # resumed and finished under other code
+    assert runs.revisions(tmp_path) == {"git_revision": "a" * 40, "git_revision_at_finish": "b" * 40}
+    old = shutil.copytree(OLD_RUN, tmp_path / "old")  # split.json from before the revision was kept
+    assert runs.revisions(old) == {"git_revision": "b" * 40}

@@ -43,6 +43,7 @@ def test_smoke_train_leaves_a_complete_run_directory(tmp_path):
     split = json.loads((run / "split.json").read_text())
     assert len(split["train"]) == 100 and len(split["val"]) == 1000 and len(split["test"]) == 200
     assert not set(split["train"]) & set(split["val"])
+    assert m["git_revision"] == split["git_revision"]  # the code the run started with
     assert (run / "labels.txt").read_text().split() == split["class_names"]
 
     # the saved model is the whole classifier: evaluate reproduces the run's test accuracy
