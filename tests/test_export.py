@@ -125,7 +125,7 @@ def test_the_float_island_fallback_keeps_uint8_io(tmp_path):
 
 def test_the_int8_fallback_floats_the_costliest_nodes_until_it_agrees_with_float():
     """selective_int8 ranks nodes by what quantizing each alone costs the output, then puts the
-    costliest 1, 2, 4, ... in float until top-1 agreement with float reaches the target."""
+    fewest costliest nodes in float that bring top-1 agreement with float to the target."""
     import tensorflow as tf
 
     from kft.export import quant_debug
@@ -142,7 +142,7 @@ def test_the_int8_fallback_floats_the_costliest_nodes_until_it_agrees_with_float
     buf, one = islands(0.0)  # any agreement will do: the single costliest node
     assert len(one) == 1
     buf_all, every = islands(1.01)  # never reached: as many nodes in float as allowed
-    candidates = [name for op, name in quant_debug.graph_nodes(buf_all) if op in quant_debug.ISLAND_OPS]
+    candidates = [name for op, name in quant_debug.graph_nodes(buf_all) if op not in ("QUANTIZE", "DEQUANTIZE")]
     assert one[0] in every and set(every) <= set(candidates)
     assert len(every) == int(len(candidates) * quant_debug.MAX_ISLAND_SHARE) > 4
     for data, floated in ((buf, one), (buf_all, every)):  # the islands really compute in float
@@ -150,6 +150,24 @@ def test_the_int8_fallback_floats_the_costliest_nodes_until_it_agrees_with_float
         types = {d["name"]: d["dtype"] for d in interpreter.get_tensor_details()}
         assert all(types[name] == np.float32 for name in floated)
         assert sum(dtype == np.int8 for dtype in types.values()) > 0  # and the rest is int8
+
+
+@pytest.mark.parametrize("first", [1, 2, 3, 17, 23, 32, 33, 40])
+def test_the_fallback_search_finds_the_fewest_float_nodes_that_pass(first):
+    from kft.export.quant_debug import fewest_passing
+
+    tried = []
+
+    def passes(k):
+        tried.append(k)
+        return k >= first
+
+    assert fewest_passing(passes, 40) == first
+    assert len(tried) <= 2 * 6 + 1  # doubling, then bisection: logarithmic, not one probe per k
+    tried.clear()
+    assert fewest_passing(lambda k: tried.append(k) or k >= 41, 40) == 40  # never passes: the cap
+    assert tried == [1, 2, 4, 8, 16, 32, 40]
+    assert fewest_passing(lambda k: k in (4, 5, 6, 7, 8), 40) == 4  # not monotone: still one that passed
 
 
 @pytest.mark.parametrize("name", ["float32", "int8"])

@@ -22,9 +22,8 @@ from pathlib import Path
 import numpy as np
 
 RMSE_PER_SCALE_LIMIT = 0.7  # TensorFlow's quantization-debugger guide's threshold
-ISLAND_OPS = ("CONV_2D", "DEPTHWISE_CONV_2D", "HARD_SWISH", "FULLY_CONNECTED")  # where MobileNetV3's loss is
 ISLAND_AGREEMENT = 0.99  # top-1 agreement with float: accuracy then moves by 1 point at most
-MAX_ISLAND_SHARE = 0.5  # of the ISLAND_OPS nodes, at most this share in float
+MAX_ISLAND_SHARE = 0.5  # of the graph's nodes, at most this share in float
 REPORT_CSV = "quantization_report.csv"
 REPORT_MD = "quantization_report.md"
 COLUMNS = ("op_name", "tensor_name", "scale", "zero_point", "rmse_per_scale", "mean_error", "max_abs_error",
@@ -56,15 +55,17 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
     """An int8 model of ``converter``'s conversion with the nodes int8 hurts most left in float,
     and those nodes' output tensor names.
 
-    Which nodes: each node of ``ISLAND_OPS`` is quantized alone (every other node float) and
+    Which nodes: every node of the graph is quantized alone (every other node float) and
     scored by how far its probabilities move from the float model's on ``images`` (mean KL
-    divergence); the costliest 1, 2, 4, 8, ... go to float until the model agrees with the float
-    model's top-1 on at least ``target`` (``ISLAND_AGREEMENT``) of ``images``, or
-    ``MAX_ISLAND_SHARE`` of those nodes are float (past that the file is not int8 in any
-    useful sense; the export guard then decides). On MobileNetV3-Small (docs/benchmarks.md)
-    this finds the nodes that matter; the layers with the largest RMSE per quantization step
-    (the report's ranking) were squeeze-excite convs whose error cost nothing, and keeping
-    them in float recovered nothing.
+    divergence). The costliest k go to float, for the fewest k (``fewest_passing``: 1, 2, 4,
+    ... then bisection) at which the model agrees with the float model's top-1 on at least
+    ``target`` (``ISLAND_AGREEMENT``) of ``images``, or ``MAX_ISLAND_SHARE`` of the nodes are
+    float (past that the file is not int8 in any useful sense; the export guard then decides).
+    On MobileNetV3-Small (docs/benchmarks.md) this finds the nodes that matter: the layers with
+    the largest RMSE per quantization step (the report's ranking) were squeeze-excite convs
+    whose error cost nothing, and the convs and hard-swishes alone were not enough (with all
+    of them float, a second run still lost 1.2 points: the rest was in MUL, ADD, the resize
+    and the softmax).
     ``images``: float32 (N, S, S, 3) at the converter's input size (kft uses the calibration
     images). The file keeps the converter's input and output types (uint8 with ``--int8-io``).
     """
@@ -78,32 +79,47 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
         calibrated = converter.convert()  # the float model with its activation ranges: what int8 quantizes
     finally:
         converter._experimental_calibrate_only = False
-    nodes = graph_nodes(calibrated)
-    names = [name for _, name in nodes]
-    candidates = [name for op, name in nodes if op in ISLAND_OPS]
+    names = list(dict.fromkeys(name for _, name in graph_nodes(calibrated)))
     images = np.asarray(images, np.float32)
     reference = probabilities(calibrated, images)
     cost = {}
-    with progress("int8 fallback: the cost of each node alone", total=len(candidates), unit="node") as bar:
-        for name in candidates:
+    with progress("int8 fallback: the cost of each node alone", total=len(names), unit="node") as bar:
+        for name in names:
             alone = _quantize(calibrated, denylisted_nodes=[n for n in names if n != name])
             cost[name] = _kl(reference, probabilities(alone, images))
             bar.update(1)
-    worst = sorted(candidates, key=lambda n: -cost[n])
-    most = max(1, int(len(worst) * MAX_ISLAND_SHARE))
-    k = 1
-    while True:
-        float_nodes = worst[:k]
-        buf = _quantize(calibrated, denylisted_nodes=float_nodes)
-        agreement = float((probabilities(buf, images).argmax(1) == reference.argmax(1)).mean())
-        if agreement >= target or k >= most:
-            break
-        k = min(2 * k, most)
+    worst = sorted(names, key=lambda n: -cost[n])
+    models = {}
+
+    def agrees(k: int) -> bool:
+        models[k] = _quantize(calibrated, denylisted_nodes=worst[:k])
+        return float((probabilities(models[k], images).argmax(1) == reference.argmax(1)).mean()) >= target
+
+    k = fewest_passing(agrees, max(1, int(len(worst) * MAX_ISLAND_SHARE)))
+    buf, float_nodes = models[k], worst[:k]
     io_types = [t if t in (tf.uint8, tf.int8) else tf.float32
                 for t in (converter.inference_input_type, converter.inference_output_type)]
     if io_types != [tf.float32, tf.float32]:  # the measured model has float I/O; --int8-io wants uint8
         buf = _quantize(calibrated, io_types, float_nodes)
     return buf, float_nodes
+
+
+def fewest_passing(passes, most: int) -> int:
+    """The smallest k in 1..``most`` with ``passes(k)``, assuming more is never worse: k = 1, 2,
+    4, ... until one passes, then bisection below it; ``most`` if none does. Agreement is not
+    strictly monotone in k, so the k returned is always one that was seen to pass (or ``most``)."""
+    failed, k = 0, 1
+    while not passes(k):
+        if k >= most:
+            return most
+        failed, k = k, min(2 * k, most)
+    while k - failed > 1:
+        mid = (failed + k) // 2
+        if passes(mid):
+            k = mid
+        else:
+            failed = mid
+    return k
 
 
 def _quantize(calibrated: bytes, io_types=None, denylisted_nodes=()) -> bytes:
