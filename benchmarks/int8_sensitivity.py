@@ -40,7 +40,7 @@ def main() -> None:
     from kft import runs
     from kft.export import DEFAULT_CALIBRATION_SAMPLES, _calibration_subset
     from kft.export.convert import QuantizationConfig, build_converter
-    from kft.export.quant_debug import graph_nodes, probabilities
+    from kft.export.quant_debug import calibrated_model, graph_nodes, probabilities
 
     run = runs.load_run(args.run)
     model = runs.load_model(run.path / "model.keras")
@@ -49,8 +49,7 @@ def main() -> None:
     calib = _calibration_subset(run.train_images(), DEFAULT_CALIBRATION_SAMPLES, 0)  # kft export's
     size = int(x.shape[1])
     converter, _ = build_converter(model, QuantizationConfig.for_int8(calib), size)
-    converter._experimental_calibrate_only = True  # float model + activation ranges: what int8 quantizes
-    calibrated = converter.convert()
+    calibrated = calibrated_model(converter)
     nodes = graph_nodes(calibrated)
     types = sorted({op for op, _ in nodes})
 

@@ -74,11 +74,7 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
     from kft.progress import progress
 
     target = ISLAND_AGREEMENT if target is None else target
-    converter._experimental_calibrate_only = True
-    try:
-        calibrated = converter.convert()  # the float model with its activation ranges: what int8 quantizes
-    finally:
-        converter._experimental_calibrate_only = False
+    calibrated = calibrated_model(converter)
     names = list(dict.fromkeys(name for _, name in graph_nodes(calibrated)))
     images = np.asarray(images, np.float32)
     reference = probabilities(calibrated, images)
@@ -102,6 +98,16 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
     if io_types != [tf.float32, tf.float32]:  # the measured model has float I/O; --int8-io wants uint8
         buf = _quantize(calibrated, io_types, float_nodes)
     return buf, float_nodes
+
+
+def calibrated_model(converter) -> bytes:
+    """The float model with the activation ranges ``converter``'s calibration images gave: what
+    int8 quantizes (``_quantize`` then quantizes it with any nodes left in float)."""
+    converter._experimental_calibrate_only = True
+    try:
+        return converter.convert()
+    finally:
+        converter._experimental_calibrate_only = False
 
 
 def fewest_passing(passes, most: int) -> int:
