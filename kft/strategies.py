@@ -94,6 +94,20 @@ def three_stage(blocks: Sequence[str]) -> list[Stage]:
     return [head_only_stage, first, second]
 
 
+@strategy("lp_ft", "Linear probe, then every block at small learning rates (LP-FT): the head learns first, so "
+                   "fine-tuning starts from a trained head instead of wrecking the ImageNet features with a random "
+                   "one's gradients (head 1e-4, last block 3e-5, every other block 1e-5).")
+def lp_ft(blocks: Sequence[str]) -> list[Stage]:
+    # Kumar et al., "Fine-Tuning can Distort Pretrained Features", ICLR 2022. Stage 2 uses
+    # two_stage's stage-2 rates, extended to every block below.
+    last = blocks[-1]
+    return [
+        Stage("probe", [HEAD], learning_rate=1e-3, max_epochs=20, patience=4),
+        Stage("all", [*blocks, HEAD], learning_rate=1e-4, lr_multipliers={**{b: 0.1 for b in blocks}, last: 0.3},
+              max_epochs=20, patience=5),
+    ]
+
+
 @strategy("full", "Baseline: every block unfrozen at once (head 1e-3, every backbone block 1e-4).")
 def full(blocks: Sequence[str]) -> list[Stage]:
     return [Stage("full", [*blocks, HEAD], learning_rate=1e-3, lr_multipliers={b: 0.1 for b in blocks},

@@ -28,6 +28,10 @@ def test_every_backbone_x_strategy_plan_builds_by_block_position(backbone, name)
         assert m[blocks[-2]] < m[blocks[-1]] < 1
     if name == "full":
         assert trained == [{*blocks, "head"}]
+    if name == "lp_ft":  # the head alone, then every block, the last one faster than the rest
+        assert trained == [{"head"}, {*blocks, "head"}]
+        m = plan.stages[1].lr_multipliers
+        assert set(m) == set(blocks) and all(m[b] < m[blocks[-1]] < 1 for b in blocks[:-1])
     # stages only ever unfreeze more (what makes the frozen-prefix cache valid for the whole run)
     assert all(a <= b for a, b in zip(trained, trained[1:]))
 
