@@ -14,6 +14,7 @@ user to copy and edit; YAML is for a user's ``--config`` and for a run's own ``c
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Sequence
 
 from kft.config import Plan, Stage
@@ -86,26 +87,29 @@ def two_stage(blocks: Sequence[str]) -> list[Stage]:
     ]
 
 
+def _probe(name: str) -> Stage:
+    """The head alone, briefly: the first stage of the strategies that start with a linear probe."""
+    return Stage(name, [HEAD], learning_rate=1e-3, max_epochs=20, patience=4)
+
+
 @strategy("three_stage", "Head alone, then + the last block, then + the block before.")
 def three_stage(blocks: Sequence[str]) -> list[Stage]:
-    head_only_stage = Stage("stage1", [HEAD], learning_rate=1e-3, max_epochs=20, patience=4)
     first, second = two_stage(blocks)
     first.name, second.name = "stage2", "stage3"
-    return [head_only_stage, first, second]
+    return [_probe("stage1"), first, second]
 
 
 @strategy("lp_ft", "Linear probe, then every block at small learning rates (LP-FT): the head learns first, so "
                    "fine-tuning starts from a trained head instead of wrecking the ImageNet features with a random "
                    "one's gradients (head 1e-4, last block 3e-5, every other block 1e-5).")
 def lp_ft(blocks: Sequence[str]) -> list[Stage]:
-    # Kumar et al., "Fine-Tuning can Distort Pretrained Features", ICLR 2022. Stage 2 uses
-    # two_stage's stage-2 rates, extended to every block below.
-    last = blocks[-1]
-    return [
-        Stage("probe", [HEAD], learning_rate=1e-3, max_epochs=20, patience=4),
-        Stage("all", [*blocks, HEAD], learning_rate=1e-4, lr_multipliers={**{b: 0.1 for b in blocks}, last: 0.3},
-              max_epochs=20, patience=5),
-    ]
+    # Kumar et al., "Fine-Tuning can Distort Pretrained Features", ICLR 2022. Stage 2 is
+    # two_stage's stage 2 with its smallest rate extended to every block below.
+    tuned = two_stage(blocks)[1]
+    lowest = min(tuned.lr_multipliers.values())
+    everything = dataclasses.replace(tuned, name="all", trainable=[*blocks, HEAD],
+                                     lr_multipliers={**{b: lowest for b in blocks}, **tuned.lr_multipliers})
+    return [_probe("probe"), everything]
 
 
 @strategy("full", "Baseline: every block unfrozen at once (head 1e-3, every backbone block 1e-4).")
