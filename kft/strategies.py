@@ -112,6 +112,15 @@ def lp_ft(blocks: Sequence[str]) -> list[Stage]:
     return [_probe("probe"), everything]
 
 
+@strategy("lp_ft_top", "LP-FT on the top two blocks: the head alone, then the last two blocks + head at "
+                       "two_stage's stage-2 rates (head 1e-4, last block 3e-5, the one before 1e-5). Lower "
+                       "blocks stay frozen, so their output stays cached: lp_ft's gain at two_stage's cost.")
+def lp_ft_top(blocks: Sequence[str]) -> list[Stage]:
+    # Chosen on validation (MobileNetV2, seed 0, with refit's selection phase): 84.0%, against
+    # two_stage's 83.1% and lp_ft's 84.7%, at ~7 s per top epoch against lp_ft's ~20-33 s.
+    return [_probe("probe"), dataclasses.replace(two_stage(blocks)[1], name="top")]
+
+
 @strategy("full", "Baseline: every block unfrozen at once (head 1e-3, every backbone block 1e-4).")
 def full(blocks: Sequence[str]) -> list[Stage]:
     return [Stage("full", [*blocks, HEAD], learning_rate=1e-3, lr_multipliers={b: 0.1 for b in blocks},

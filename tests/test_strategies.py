@@ -32,6 +32,9 @@ def test_every_backbone_x_strategy_plan_builds_by_block_position(backbone, name)
         assert trained == [{"head"}, {*blocks, "head"}]
         m = plan.stages[1].lr_multipliers
         assert set(m) == set(blocks) and all(m[b] < m[blocks[-1]] < 1 for b in blocks[:-1])
+    if name == "lp_ft_top":  # the head alone, then two_stage's second stage: lower blocks stay frozen (cached)
+        assert trained == [{"head"}, {blocks[-2], blocks[-1], "head"}]
+        assert plan.stages[1].lr_multipliers == strategies.build_plan(backbone, "two_stage").stages[1].lr_multipliers
     # stages only ever unfreeze more (what makes the frozen-prefix cache valid for the whole run)
     assert all(a <= b for a, b in zip(trained, trained[1:]))
 
