@@ -69,6 +69,18 @@ def _mean_epochs(rows: list[dict]) -> str:
     return ", ".join(f"{name} {np.mean(v):.1f}" for name, v in per_stage.items())
 
 
+PROTOCOLS = {"refit": "**refit** (after selection, the final model trains on training + validation labels)",
+             "holdout": "holdout (validation labels only select)"}
+
+
+def _protocol(settings: CompareSettings, rows: list[dict]) -> str:
+    """The label protocol the finished runs used (what ``--refit/--no-refit`` asked, before any finished)."""
+    used = sorted({r.get("label_protocol", "holdout") for r in rows})  # rows of old runs: holdout
+    if not used:
+        used = ["each plan's"] if settings.refit is None else ["refit" if settings.refit else "holdout"]
+    return " and ".join(PROTOCOLS.get(p, p) for p in used)
+
+
 def format_markdown(settings: CompareSettings, rows: list[dict]) -> str:
     """The human report: settings, command, machine, mean ± std table, paired-difference table."""
     groups, paired = paired_summary(rows)
@@ -85,9 +97,7 @@ def format_markdown(settings: CompareSettings, rows: list[dict]) -> str:
                             "same images for every run)" if settings.limit_test
                             else "the full CIFAR-10 test set (10,000 images)")
         + f". Validation images per class: {settings.val_per_class or 'plan default (100)'}, on top of the "
-        "training images; label protocol: " + ("**refit** (after selection, the final model trains on training + "
-                                               "validation labels)" if settings.refit else
-                                               "holdout (validation labels only select)") + "; "
+        "training images; label protocol: " + _protocol(settings, rows) + "; "
         f"image size: {settings.image_size or 'plan default'}; "
         f"epochs per stage capped at: {settings.max_epochs or 'no cap (plan values, early stopping)'}.",
         "A seed fixes the sampled training/validation images: every strategy and backbone with the same seed "

@@ -44,7 +44,7 @@ class CompareSettings:
     cache: str | None = None
     cache_views: int | None = None
     data_dir: str | None = None
-    refit: bool | None = None  # None: each plan's (holdout); True: retrain on train + validation labels
+    refit: bool | None = None  # None: each plan's (the shipped ones refit); True: retrain on train + validation
 
     def fixed(self) -> dict:
         return {k: getattr(self, k) for k in FIXED_KEYS}
