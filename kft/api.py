@@ -23,7 +23,7 @@ from kft.log import show_messages_unless_configured
 
 
 def plan(backbone: str, strategy: str | None = None, config: str | Path | None = None, **overrides):
-    """The training plan: a shipped ``strategy`` (default ``two_stage``) or a ``config`` YAML
+    """The training plan: a shipped ``strategy`` (default ``kft.strategies.DEFAULT``) or a ``config`` YAML
     file, with ``overrides`` (``samples_per_class``, ``image_size``, ``max_epochs`` ...) applied."""
     from kft.config import resolve_plan
 

@@ -21,7 +21,6 @@ CACHE_MODES = ("auto", "off")
 CLASS_WEIGHTS = ("none", "balanced")
 DISTRIBUTE_MODES = ("none", "mirrored", "multiworker")  # kft.distribute
 ALL = "all"  # samples_per_class: the whole training set minus validation
-DEFAULT_STRATEGY = "two_stage"  # the strategies themselves: kft.strategies
 VAL_FRACTION = 0.2  # --labels-per-class N: the inner validation split's share of the N
 
 
@@ -226,11 +225,12 @@ def load_plan(path: str | Path) -> Plan:
     return plan_from_dict(data, str(path))
 
 
-def strategy_plan(backbone: str, strategy: str = DEFAULT_STRATEGY) -> Plan:
-    """The plan of ``strategy`` for ``backbone`` (strategies are code: see ``kft.strategies``)."""
+def strategy_plan(backbone: str, strategy: str | None = None) -> Plan:
+    """The plan of ``strategy`` (default: ``kft.strategies.DEFAULT``) for ``backbone``; strategies
+    are code, see ``kft.strategies``."""
     from kft import strategies
 
-    return strategies.build_plan(backbone, strategy)
+    return strategies.build_plan(backbone, strategy or strategies.DEFAULT)
 
 
 SELF_TRAINING_OPTIONS = {"rounds": "rounds", "pseudo_per_class": "per_class", "pool_limit": "pool_limit",
@@ -270,7 +270,7 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
         if plan.backbone != backbone:
             raise KftError(f"{config_path} is a plan for {plan.backbone!r}, not {backbone!r}")
     else:
-        plan = strategy_plan(backbone, strategy or DEFAULT_STRATEGY)
+        plan = strategy_plan(backbone, strategy)
     for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class",
                 *SELF_TRAINING_OPTIONS):
         v = overrides.get(key)
@@ -284,4 +284,6 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
             raise KftError("--labels-per-class counts every label, so it always refits; drop --no-refit")
         overrides["samples_per_class"], overrides["val_per_class"] = labels_split(labels)
         overrides["refit"] = True
+    if overrides.get("unlabeled") is not None and overrides.get("refit") is None:
+        overrides["refit"] = False  # self-training selects its students on the validation split: holdout
     return with_overrides(plan, **overrides)

@@ -35,10 +35,12 @@ def require_env(var: str):
 
 
 def tiny_run_cmd(out, *extra):
-    """``kft train`` of a tiny two-stage run on real CIFAR-10 (random weights, 32 px, 2 epochs)."""
-    return [sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--weights", "none", "--samples-per-class",
-            "4", "--val-per-class", "3", "--limit-test", "30", "--image-size", "32", "--max-epochs", "2",
-            "--cache-views", "2", "--seed", "3", "--out", str(out), *extra]
+    """``kft train`` of a tiny two_stage run on real CIFAR-10 (random weights, 32 px, 2 epochs); holdout
+    unless ``extra`` says ``--refit``."""
+    protocol = [] if "--refit" in extra else ["--no-refit"]
+    return [sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--strategy", "two_stage", *protocol,
+            "--weights", "none", "--samples-per-class", "4", "--val-per-class", "3", "--limit-test", "30",
+            "--image-size", "32", "--max-epochs", "2", "--cache-views", "2", "--seed", "3", "--out", str(out), *extra]
 
 
 def kft_env(**extra):

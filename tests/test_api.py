@@ -51,7 +51,8 @@ def test_train_export_predict_on_a_folder(tmp_path):
         def on_stage_end(self, trainer, record):
             self.names.append((record.name, record.epochs))
 
-    run = kft.train("mobilenet_v3_small", data=tmp_path / "photos", weights="none", seed=0, image_size=32,
+    run = kft.train("mobilenet_v3_small", strategy="two_stage", refit=False, data=tmp_path / "photos",
+                    weights="none", seed=0, image_size=32,
                     max_epochs=1, val_per_class=2, out=tmp_path / "run",
                     callbacks=[KerasRecorder(), StageNames()], class_weight="balanced")
     metrics = json.loads((run / "metrics.json").read_text())

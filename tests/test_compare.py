@@ -147,7 +147,7 @@ def _args(out, **extra):
     args = {"backbones": "mobilenet_v3_small", "strategies": ",".join(STRATEGIES), "seeds": "0,1",
             "samples-per-class": "2", "val-per-class": "1", "max-epochs": "1", "limit-test": "20",
             "image-size": "32", "weights": "none", "cache": "off", "out": str(out), **extra}
-    return ["compare", *[x for k, v in args.items() for x in (f"--{k}", v)]]
+    return ["compare", *[x for k, v in args.items() for x in (f"--{k}", v)], "--no-refit"]
 
 
 @pytest.fixture(scope="module")
@@ -184,7 +184,7 @@ def test_compare_writes_results(compared):
     assert "## Paired difference vs two_stage" in md and "| head_only | 2 |" in md
     assert cmp.CompareSettings(("mobilenet_v3_small",), STRATEGIES, SEEDS, (2,), compared, weights="none",
                                val_per_class=1, image_size=32, max_epochs=1, limit_test=20,
-                               cache="off").command() in md
+                               cache="off", refit=False).command() in md
     cpu = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
            if line.startswith("model name")][:1] if Path("/proc/cpuinfo").exists() else []
     assert f"Machine: {cpu[0] if cpu else ''}" in md and f"{os.cpu_count()} cores" in md
@@ -205,7 +205,7 @@ def test_print_jobs_then_jobs_2_give_the_same_results(compared, tmp_path, capsys
     lines = printed.out.splitlines()
     first = out.resolve() / "runs" / "mobilenet_v3_small-two_stage-s0-n2"
     assert len(lines) == 4 and lines[0].startswith("kft train mobilenet_v3_small --strategy two_stage --seed 0 ")
-    assert lines[0].endswith(f"--cache off --out {first}") and "then run `kft compare" in printed.err
+    assert lines[0].endswith(f"--cache off --no-refit --out {first}") and "then run `kft compare" in printed.err
     assert not (out / "runs").exists()  # nothing trained
     main([*_args(out), "--jobs", "2"])
     assert "training 4 runs in 2 processes" in capsys.readouterr().out

@@ -13,12 +13,13 @@ def test_smoke_train_leaves_a_complete_run_directory(tmp_path):
     require_env("KFT_WEIGHTS_DIR")
     run = tmp_path / "run"
     out = subprocess.run([sys.executable, "-m", "kft", "train", "mobilenet_v2", "--max-epochs", "1",
-                          "--samples-per-class", "10", "--limit-test", "200", "--out", str(run)],
+                          "--samples-per-class", "10", "--val-per-class", "20", "--limit-test", "200", "--out", str(run)],
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
-    assert "[stage1] epoch 1/1" in out.stdout and "[stage2] epoch 1/1" in out.stdout
-    # the images go through the frozen prefix once; stage 2 reuses those features
+    assert "[probe] epoch 1/1" in out.stdout and "[top] epoch 1/1" in out.stdout
+    # the images go through the frozen prefix once; the top stage and the refit reuse those features
     assert out.stdout.count("(kept for every stage)") == 1, out.stdout
+    assert "refit: training a fresh model on all 300 labelled images (100 train + 200 validation)" in out.stdout
 
     for name in ("config.yaml", "split.json", "labels.txt", "model.keras", "history.csv", "metrics.json",
                  "curves.png", "confusion.png"):
@@ -29,19 +30,20 @@ def test_smoke_train_leaves_a_complete_run_directory(tmp_path):
     for key in ("backbone", "strategy", "seed", "image_size", "samples_per_class", "test_accuracy",
                 "per_class_accuracy", "confusion_matrix", "stages", "versions", "git_revision"):
         assert key in m, key
-    assert (m["backbone"], m["strategy"], m["samples_per_class"], m["test_images"]) == ("mobilenet_v2", "two_stage", 10, 200)
-    assert [s["name"] for s in m["stages"]] == ["stage1", "stage2"]
-    assert all(s["epochs"] == 1 and s["trainable_params"] > 0 and s["cached"] for s in m["stages"])
+    assert (m["backbone"], m["strategy"], m["samples_per_class"], m["test_images"]) == ("mobilenet_v2", "lp_ft_top", 10, 200)
+    assert m["labels"]["protocol"] == "refit" and m["labels"]["final_model_trained_on"] == 300
+    assert [s["name"] for s in m["stages"]] == ["probe", "top", "refit-probe", "refit-top"]
+    assert all(s["epochs"] == 1 and s["trainable_params"] > 0 and s["cached"] for s in m["stages"][:2])
     assert m["stages"][1]["trainable_params"] > m["stages"][0]["trainable_params"]
     assert sum(map(sum, m["confusion_matrix"])) == 200
     assert 0.0 <= m["test_accuracy"] <= 1.0
 
     rows = list(csv.DictReader((run / "history.csv").open()))
-    assert [r["stage"] for r in rows] == ["stage1", "stage2"]
+    assert [r["stage"] for r in rows][:2] == ["probe", "top"]
     assert set(rows[0]) >= {"epoch", "stage", "loss", "accuracy", "val_loss", "val_accuracy", "lr"}
 
     split = json.loads((run / "split.json").read_text())
-    assert len(split["train"]) == 100 and len(split["val"]) == 1000 and len(split["test"]) == 200
+    assert len(split["train"]) == 100 and len(split["val"]) == 200 and len(split["test"]) == 200
     assert not set(split["train"]) & set(split["val"])
     assert m["git_revision"] == split["git_revision"]  # the code the run started with
     assert (run / "labels.txt").read_text().split() == split["class_names"]

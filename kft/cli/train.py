@@ -35,7 +35,7 @@ def backbones():
 
 @cli.command()
 @click.argument("backbone")
-@click.option("--strategy", default="two_stage", show_default=True,
+@click.option("--strategy", default=strategies.DEFAULT, show_default=True,
               help=f"One of: {', '.join(strategies.names())} (kft.strategies).")
 @click.option("--out", type=click.Path(dir_okay=False), help="Write the YAML to this file (default: print it).")
 def plan(backbone, strategy, out):
@@ -62,7 +62,9 @@ def plan(backbone, strategy, out):
               help="Every label you have per class: 80% train / 20% select the epochs, then all of them "
                    "train the final model (implies --refit).")
 @click.option("--refit/--no-refit", default=None,
-              help="After selection, retrain from scratch on train + validation images (default: the plan's).")
+              help="After selection, retrain from scratch on train + validation images (the shipped plans' "
+                   "default; --no-refit: the validation labels only select, as in a holdout study; "
+                   "--unlabeled runs holdout unless --refit is given).")
 @click.option("--image-size", type=int, help="Backbone resolution; images are upsampled inside the model.")
 @click.option("--class-weight", type=click.Choice(["none", "balanced"]),
               help="balanced: weight each class's loss by n / (classes x its count), for imbalanced folders.")
