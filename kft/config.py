@@ -204,7 +204,7 @@ def _check_self_training(plan: Plan, _pos_int) -> None:
     _check(st.student in STUDENTS, f"self_training.student: {st.student!r} is not one of {', '.join(STUDENTS)}")
     if plan.unlabeled is not None:
         _check(not plan.refit, "unlabeled images with refit (or --labels-per-class) are not supported yet: "
-                               "the students select on the validation split")
+                               "the students select on the validation split (--no-refit, or refit: false in a plan)")
         _check(plan.distribute == "none", "unlabeled images: self-training runs with distribute none only")
 
 
