@@ -143,8 +143,9 @@ def _op_names(buf):
 
 @pytest.mark.slow
 def test_default_run_agrees_with_mediapipe_on_97_percent_of_photos(tmp_path):
-    """The issue's bar, on the real thing: the default `kft train mobilenet_v2` run (~4 min on 2 cores),
-    every variant, >= 97% agreement on non-tie photo files."""
+    """The issue's bar, on the real thing: the default `kft train mobilenet_v2` run (~10 min on 2 cores),
+    every variant, >= 97% agreement on non-tie photo files. Known to fail for the 2026-12-05 default
+    (int8: 48 of 54; docs/benchmarks.md)."""
     from kft import api
     from kft.bench.clients import agreement, kft_scores, mediapipe_scores, write_photo_set
 
