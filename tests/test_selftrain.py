@@ -44,7 +44,8 @@ def test_plan_keys_and_cli_overrides_are_checked():
     assert (plan.unlabeled, st.rounds, st.per_class, st.pool_limit, st.max_epochs, st.student) == (
         "cifar10-rest", 2, 50, 300, 4, "top")
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").self_training.student == "fresh"
-    assert [s.max_epochs for s in plan.stages] == [20, 20]  # the teacher's stages keep theirs (probe, top)
+    # the teacher's stages keep the default plan's epochs
+    assert [s.max_epochs for s in plan.stages] == [s.max_epochs for s in resolve_plan("mobilenet_v2").stages]
     with pytest.raises(KftError, match="--student-epochs must be positive"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_epochs=0)
     with pytest.raises(KftError, match="not supported yet"):
@@ -215,8 +216,8 @@ def test_a_top_student_trains_a_fresh_top_on_the_teachers_lower_blocks(tmp_path)
     require_env("KFT_DATA_DIR")
     require_env("KFT_WEIGHTS_DIR")  # ImageNet weights learn in 2 epochs, so the teacher's layer3 moves
     seen = _BlockWeights()
-    run = api.train("mobilenet_v3_small", strategy="two_stage", seed=3, samples_per_class=10, val_per_class=5, limit_test=30,
-                    image_size=32, max_epochs=2, cache_views=1, unlabeled="cifar10-rest", pool_limit=200,
+    run = api.train("mobilenet_v3_small", strategy="two_stage", seed=3, samples_per_class=10, val_per_class=5,
+                    limit_test=30, image_size=32, max_epochs=2, cache_views=1, unlabeled="cifar10-rest", pool_limit=200,
                     pseudo_per_class=5, student="top", out=tmp_path / "run", callbacks=[seen])
     m = json.loads((run / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]][2:] == [("student1-stage1", 2), ("student1-stage2", 0)]
