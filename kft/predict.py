@@ -2,9 +2,10 @@
 
 A ``.tflite`` runs through kft.runtime and never imports TensorFlow; a
 ``.keras`` file or run folder is loaded with Keras (safe mode). Every image is
-decoded and resized (antialiased) to the model's declared input size by
-kft.images, exactly as on a device. A bad image is reported on one stderr line
-and skipped; the others are still classified.
+decoded by kft.images and resized to the model's declared input size the way
+MediaPipe's ImageClassifier resizes it on a device, so a file gets the answer a
+client gets. A bad image is reported on one stderr line and skipped; the others
+are still classified.
 """
 
 from __future__ import annotations
@@ -52,9 +53,9 @@ class KerasClassifier:
         single = images.ndim == 3
         batch = images[None] if single else images
         if batch.shape[1:3] != self.input_size:
-            from kft.images import resize
+            from kft.images import resize_like_mediapipe
 
-            batch = np.stack([resize(np.asarray(img, np.uint8), self.input_size) for img in batch])
+            batch = np.stack([resize_like_mediapipe(np.asarray(img, np.uint8), self.input_size) for img in batch])
         r, k = self.train_size, self._k  # the .tflite's box filter, in numpy
         x = batch.astype(np.float32).reshape(len(batch), r, k, r, k, 3).mean(axis=(2, 4))
         logits = predict_logits(self.model, x).astype(np.float64)
@@ -91,7 +92,7 @@ def classify_files(model, paths, k: int, on_result=None) -> list[dict]:
     results = []
     for p in paths:
         try:
-            rgb = load_rgb(p, size=model.input_size)
+            rgb = load_rgb(p)  # full size: classify resizes it as the deployed clients do
             result = {"image": str(p), "top_k": top_k(model.classify(rgb), model.labels, k)}
         except KftError as e:  # ImageError names the file already
             msg = str(e)

@@ -146,3 +146,36 @@ def test_resize_to_the_declared_input_size(tmp_path):
     small = load_rgb(tmp_path / "big.png", size=(32, 48))
     assert small.shape == (32, 48, 3)
     assert _close(_corner(small, "tl"), _QUAD["tl"]) and _close(_corner(small, "br"), _QUAD["br"])
+
+
+def test_mediapipe_resize_samples_from_the_corner_without_antialiasing():
+    """Shrinking by 2 picks every other pixel, starting at (0, 0): no averaging, no half-pixel shift."""
+    from kft.images import resize_like_mediapipe
+
+    rgb = np.random.default_rng(0).integers(0, 256, (64, 96, 3), dtype=np.uint8)
+    np.testing.assert_array_equal(resize_like_mediapipe(rgb, (32, 48)), rgb[::2, ::2])
+    assert resize_like_mediapipe(rgb, (64, 96)) is rgb
+
+
+def test_mediapipe_resize_interpolates_and_replicates_the_last_row():
+    from kft.images import resize_like_mediapipe
+
+    ramp = np.tile(np.arange(0, 40, 10, dtype=np.uint8)[None, :, None], (2, 1, 3))  # 2 x 4: 0 10 20 30
+    wide = resize_like_mediapipe(ramp, (2, 8))[0, :, 0]
+    np.testing.assert_array_equal(wide, [0, 5, 10, 15, 20, 25, 30, 30])  # last tap clamps to the edge
+
+
+def test_mediapipe_resize_matches_opencvs_warp_within_rounding(tmp_path):
+    """Checked against the warp MediaPipe's CPU converter runs (OpenCV, a test-extra dependency)."""
+    cv2 = pytest.importorskip("cv2", reason="opencv (a mediapipe dependency, test extra) is not installed")
+    from kft.images import resize_like_mediapipe
+
+    rng = np.random.default_rng(1)
+    smooth = np.asarray(Image.fromarray(rng.integers(0, 256, (30, 40, 3), dtype=np.uint8)).resize((517, 389)))
+    for h, w in ((224, 224), (96, 160), (600, 700)):
+        src = np.float32([[0, smooth.shape[0]], [0, 0], [smooth.shape[1], 0], [smooth.shape[1], smooth.shape[0]]])
+        dst = np.float32([[0, h], [0, 0], [w, 0], [w, h]])
+        ref = cv2.warpPerspective(smooth, cv2.getPerspectiveTransform(src, dst), (w, h), flags=cv2.INTER_LINEAR,
+                                  borderMode=cv2.BORDER_REPLICATE)
+        diff = np.abs(ref.astype(int) - resize_like_mediapipe(smooth, (h, w)).astype(int))
+        assert diff.max() <= 2 and diff.mean() < 0.2, (h, w, diff.max(), diff.mean())

@@ -37,13 +37,15 @@ def test_classifier_handles_every_variant(name, int8_io):
     np.testing.assert_array_equal(single, probs[0])
 
 
-def test_classifier_resizes_other_sizes_like_kft_images():
-    from kft.images import resize
+def test_classifier_resizes_other_sizes_as_mediapipe_does():
+    from kft.images import resize, resize_like_mediapipe
     from kft.runtime import Classifier
 
     clf = Classifier(_path("float32"))
-    big = np.random.default_rng(0).integers(0, 256, (80, 60, 3), dtype=np.uint8)
-    np.testing.assert_array_equal(clf.classify(big), clf.classify(resize(big, (224, 224))))
+    big = np.random.default_rng(0).integers(0, 256, (480, 360, 3), dtype=np.uint8)
+    probs = clf.classify(big)
+    np.testing.assert_array_equal(probs, clf.classify(resize_like_mediapipe(big, (224, 224))))
+    assert np.abs(probs - clf.classify(resize(big, (224, 224)))).max() > 0  # not the antialiased resize
 
 
 def test_labels_fall_back_to_a_file_beside_the_model_then_to_indices(tmp_path):

@@ -86,7 +86,18 @@ def mediapipe_scores(model: Path, files: list[Path], labels: list[str]) -> np.nd
 
 
 def kft_scores(model: Path, files: list[Path]) -> np.ndarray:
-    """Class probabilities from ``kft predict``'s path (kft.images decoding, antialiased resize)."""
+    """Class probabilities from ``kft predict``'s path (kft.images decoding, MediaPipe's resize)."""
+    from kft.images import load_rgb
+    from kft.predict import open_model
+
+    clf = open_model(model, num_threads=1)
+    return np.stack([clf.classify(load_rgb(f)) for f in files])
+
+
+def antialiased_scores(model: Path, files: list[Path]) -> np.ndarray:
+    """Class probabilities for each file resized with antialiasing (a careful resizer, not the
+    client's): how far this differs from ``kft_scores`` is how much the model's answer depends
+    on the client's aliasing resize, which the export's box filter exists to keep small."""
     from kft.images import load_rgb
     from kft.predict import open_model
 

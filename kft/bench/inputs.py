@@ -5,7 +5,7 @@ and activations (ReLU sparsity, saturation) can, so the benchmark never feeds
 zeros. Order of preference: ``--images DIR``; the first CIFAR-10 test images
 under ``$KFT_DATA_DIR``; else a fixed, seeded set of synthetic images with a
 natural image's 1/f spectrum, smooth colour regions and edges. Images are kept
-at their own size here and resized per model with ``kft.images.resize``.
+at their own size here and resized per model as the clients resize them.
 No TensorFlow here.
 """
 
@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from kft.errors import KftError
-from kft.images import IMAGE_SUFFIXES, load_rgb, resize
+from kft.images import IMAGE_SUFFIXES, load_rgb, resize_like_mediapipe
 
 MAX_IMAGES = 32
 SYNTHETIC_SIZE = 96
@@ -94,5 +94,5 @@ def _noise(rng, amplitude, size) -> np.ndarray:
 
 
 def fit_to(images: list[np.ndarray], height: int, width: int) -> np.ndarray:
-    """The images resized (antialiased, like every kft client) to (N, height, width, 3) uint8."""
-    return np.stack([resize(img, (height, width)) for img in images])
+    """The images resized (as MediaPipe's ImageClassifier resizes them) to (N, height, width, 3) uint8."""
+    return np.stack([resize_like_mediapipe(img, (height, width)) for img in images])

@@ -29,7 +29,8 @@ the nearest multiple first when the size is not one). Clients (MediaPipe's
 ImageClassifier, Android bitmap scaling, a browser canvas) shrink photos and
 camera frames without antialiasing; shrinking only to ~224 aliases little, and
 the box filter then averages k^2 samples per training pixel, so the model sees
-what kft's own antialiased resize gives it. Both ops run on XNNPACK and the GPU
+nearly what an antialiased resize would give it (``kft predict`` resizes as the
+clients do, so it sees exactly what they see). Both ops run on XNNPACK and the GPU
 delegates. An image shown at k times its size (nearest-neighbour) comes out of
 the box filter exactly as it went in, which is how the export report scores
 CIFAR-10's 32-px test images.

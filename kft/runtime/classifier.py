@@ -58,7 +58,8 @@ class Classifier:
 
     def classify(self, images) -> np.ndarray:
         """Probabilities (float32) for uint8 RGB ``images``: one (H, W, 3) image gives
-        (C,), a batch (N, H, W, 3) gives (N, C). Images of another size are resized."""
+        (C,), a batch (N, H, W, 3) gives (N, C). Images of another size are resized as
+        MediaPipe's ImageClassifier resizes them (``kft.images.resize_like_mediapipe``)."""
         images = np.asarray(images)
         single = images.ndim == 3
         batch = images[None] if single else images
@@ -70,9 +71,9 @@ class Classifier:
 
     def _classify_one(self, image: np.ndarray) -> np.ndarray:
         if image.shape[:2] != self.input_size:
-            from kft.images import resize
+            from kft.images import resize_like_mediapipe
 
-            image = resize(np.asarray(image, np.uint8), self.input_size)
+            image = resize_like_mediapipe(np.asarray(image, np.uint8), self.input_size)
         x = self._prepare(image[None])
         self._interp.set_tensor(self._in["index"], x)
         self._interp.invoke()

@@ -155,7 +155,7 @@ def create_app(model_path: str | os.PathLike):
                 continue
             try:
                 t = time.perf_counter()
-                rgb = decode_rgb(data, name, size=clf.input_size, max_pixels=MAX_UPLOAD_PIXELS)
+                rgb = decode_rgb(data, name, max_pixels=MAX_UPLOAD_PIXELS)  # classify resizes
                 probs = clf.classify(rgb)
                 results.append({"image": name, "top_k": top_k(probs, clf.labels, min(TOP_K, len(clf.labels))),
                                 "ms": round(1000 * (time.perf_counter() - t), 2)})
