@@ -142,6 +142,17 @@ def _features_or_empty(fn, inputs, train_views: np.ndarray, batches: int, desc: 
     return compute_features(fn, inputs, batches * BUILD_BATCH, desc=desc)
 
 
+def _weights_digest(model) -> bytes:
+    """A fingerprint of every weight of ``model`` (trainable or not): features it derived
+    earlier can be reused only while this is unchanged."""
+    import hashlib
+
+    h = hashlib.blake2b(digest_size=16)
+    for w in model.weights:
+        h.update(np.ascontiguousarray(np.asarray(w)).tobytes())
+    return h.digest()
+
+
 @dataclass
 class StageFeatures:
     cut: str
@@ -171,6 +182,9 @@ class FeatureCache:
         # the validation images as a second part, so the first part's views stay as they were.
         # ``stream``: the view seeds' purpose key (kft.augment), so another model's cache draws other views.
         self.parts: list[tuple[np.ndarray, tuple[int, ...]]] = [(data.train.x, tuple(stream))]
+        # Pooled features derived for a part, by the weights they came from: the refit's probe
+        # stage runs the same (initial) blocks over the same first part, so it reuses them.
+        self._pooled: dict[tuple[bytes, int, int], np.ndarray] = {}
 
     def refit(self, data) -> None:
         """Switch to ``data.for_refit()``-style data (the old training images first, then the
@@ -192,6 +206,7 @@ class FeatureCache:
     def release(self) -> None:
         """Drop the stored features (a self-training round is done with this cache)."""
         self.stored = None
+        self._pooled.clear()
 
     def _bytes(self, cut: str) -> int:
         return feature_bytes(self.model, cut, len(self.data.train.x) * self.views + len(self.data.val.x))
@@ -215,14 +230,29 @@ class FeatureCache:
         return train, _features_or_empty(prefix, self.data.val.x, train, 1, desc=f"{desc} (val)")
 
     def _derive(self, cut: str) -> tuple[np.ndarray, np.ndarray]:
+        """Features entering ``cut``, run from the stored ones part by part (so a part's
+        batches are the same whether or not an earlier run of this cache derived it)."""
         start, train, val = self.stored
         if start == cut:
             return train, val
         part = bridge(self.model, start, cut)
-        flat = train.reshape(-1, *train.shape[2:])
+        digest = _weights_digest(part) if cut == HEAD_BLOCK else None
         desc = f"features entering {cut} from {start}"
-        derived = compute_features(part, flat, 4 * BUILD_BATCH, desc=f"{desc} (train)")
-        derived = derived.reshape(train.shape[0], train.shape[1], *derived.shape[1:])
+        pieces, first = [], 0
+        for images, _ in self.parts:
+            key, end = (digest, first, first + len(images)), first + len(images)
+            derived = self._pooled.get(key) if digest else None
+            if derived is None:
+                flat = train[:, first:end].reshape(-1, *train.shape[2:])
+                derived = compute_features(part, flat, 4 * BUILD_BATCH, desc=f"{desc} (train)")
+                derived = derived.reshape(train.shape[0], end - first, *derived.shape[1:])
+                if digest:
+                    self._pooled[key] = derived
+            else:
+                _log.info(f"reusing the pooled features of training images {first}-{end - 1} (same weights)")
+            pieces.append(derived)
+            first = end
+        derived = pieces[0] if len(pieces) == 1 else np.concatenate(pieces, axis=1)
         return derived, _features_or_empty(part, val, derived, 4, desc=f"{desc} (val)")
 
     def for_stage(self, stage) -> StageFeatures | None:

@@ -1,5 +1,7 @@
 """The stage trainer: trainable flags, frozen weights, BatchNorm, LR groups, cache exactness."""
 
+from types import SimpleNamespace
+
 import numpy as np
 import pytest
 
@@ -220,6 +222,50 @@ def test_feature_cache_sees_blocks_an_earlier_stage_trained(tiny_data):
     np.testing.assert_allclose(got, fresh, atol=0.01 * np.abs(fresh).max())
     assert np.abs(got - stale).max() > 0.1 * np.abs(stale).max()
 
+
+
+def test_the_refits_probe_reuses_the_pooled_features_it_derived_with_the_same_weights(tiny_data, monkeypatch):
+    """lp_ft_top's refit probe runs the same initial blocks over the same training views as the
+    selection's probe: those pooled features are reused (only the validation images' are new),
+    and equal what deriving them again gives; changed weights are never served stale features."""
+    import keras
+
+    from kft.cache import FeatureCache
+
+    plan = validate(Plan(backbone="mobilenet_v2", image_size=32, batch_size=8, augment=Augment(), cache_views=2,
+                         stages=[Stage("probe", ["head"]), Stage("top", ["layer3", "layer4", "head"])]))
+    model, n = build_classifier("mobilenet_v2", 3, image_size=32, weights="none", seed=0), len(tiny_data.train.x)
+    for layer in model._flatten_layers():  # random init shrinks pooled features to ~1e-11 (0 in float16)
+        if isinstance(layer, keras.layers.BatchNormalization):
+            layer.moving_variance.assign(np.full(layer.moving_variance.shape, 0.05, np.float32))
+    both = SimpleNamespace(x=np.concatenate([tiny_data.train.x, tiny_data.val.x]),
+                           y=np.concatenate([tiny_data.train.y, tiny_data.val.y]))
+    refit_data = SimpleNamespace(**{**vars(tiny_data), "train": both, "val": SimpleNamespace(
+        x=tiny_data.val.x[:0], y=tiny_data.val.y[:0])})  # what FewShotData.for_refit gives
+    cache = FeatureCache(model, plan, tiny_data, 0)
+    first = cache.for_stage(plan.stages[0]).train
+    assert first.shape[:2] == (2, n)
+    cache.refit(refit_data)
+    from kft import cache as cache_module
+
+    ran, compute = [], cache_module.compute_features
+    monkeypatch.setattr(cache_module, "compute_features",
+                        lambda fn, x, *a, **k: ran.append(len(x)) or compute(fn, x, *a, **k))
+    again = cache.for_stage(plan.stages[0]).train
+    assert ran == [2 * len(tiny_data.val.x)]  # only the validation images' two views went through the blocks
+    assert again.shape[:2] == (2, n + len(tiny_data.val.x))
+    assert np.abs(first.astype(np.float32)).mean() > 0.1  # real features, not zeros
+    np.testing.assert_array_equal(again[:, :n], first)
+    monkeypatch.setattr(cache_module, "compute_features", compute)
+    fresh = FeatureCache(model, plan, tiny_data, 0)  # the same refit, nothing derived before it
+    fresh.for_stage(plan.stages[1])
+    fresh.refit(refit_data)
+    np.testing.assert_array_equal(fresh.for_stage(plan.stages[0]).train, again)
+    for layer in block_layers(model)["layer4"]:  # as if a stage had trained layer4
+        for w in layer.trainable_weights:
+            w.assign(w * 1.5)
+    moved = cache.for_stage(plan.stages[0]).train
+    assert np.abs(moved[:, :n].astype(np.float32) - first.astype(np.float32)).max() > 0.01
 
 def test_balanced_class_weights_weight_each_images_loss(tiny_data):
     """--class-weight balanced: the step's loss is the batch mean of each image's loss times n / (k x count)."""
