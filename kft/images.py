@@ -19,7 +19,8 @@ Two resizers, for two jobs:
   in Python, on Android and in the browser page) brings a photo to the model's declared
   input. ``kft predict``, ``kft serve`` and the runtime use it, so what kft reports for a
   photo file is what a client gets for it. Antialiasing instead made their top-1 differ
-  on 5-20% of photo files for the 2026-12-05 default recipe (docs/benchmarks.md).
+  on up to 11% of the photo files where neither was a tie, for the 2026-12-05 default
+  recipe (docs/benchmarks.md).
 
 Pixels are fed as raw RGB 0..255; normalisation and the box filter live inside the model.
 """
@@ -125,7 +126,6 @@ def resize(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     return np.asarray(im, dtype=np.uint8)
 
 
-
 def resize_like_mediapipe(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     """Resize uint8 RGB to (height, width) as MediaPipe's ImageClassifier does (its OpenCV
     image-to-tensor path: a perspective warp of the whole image onto the input, bilinear,
@@ -134,7 +134,7 @@ def resize_like_mediapipe(rgb: np.ndarray, size: tuple[int, int]) -> np.ndarray:
     Output pixel ``x`` samples source position ``x * W / w`` (pixel index coordinates,
     no half-pixel offset), rounded to 1/32 pixel as OpenCV's fixed-point warp does. On
     70 photo files this matches MediaPipe's own classifier to a mean L1 of 0.001 between
-    probability vectors (0.08 for an antialiased resize; benchmarks/client_agreement.py).
+    probability vectors (0.08 for an antialiased resize; benchmarks/resizer_agreement.py).
     """
     h, w = size
     if rgb.shape[:2] == (h, w):
@@ -157,6 +157,7 @@ def _bilinear_taps(n_out: int, n_in: int):
     first = np.floor(pos).astype(np.int64)
     weight = (pos - first).astype(np.float32)
     return np.clip(first, 0, n_in - 1), np.clip(first + 1, 0, n_in - 1), weight
+
 
 # Modes Pillow converts to RGB faithfully with ``convert("RGB")``.
 _DIRECT_MODES = {"RGB", "RGBX", "L", "1", "P", "CMYK", "YCbCr"}
