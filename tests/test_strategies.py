@@ -68,7 +68,9 @@ def test_every_example_plan_in_configs_loads(path):
 
 def test_the_default_plan_is_lp_ft_top_with_refit():
     plan = resolve_plan("mobilenet_v2")
-    assert (plan.strategy, plan.refit) == ("lp_ft_top", True)
+    assert (plan.strategy, plan.refit, plan.cache_views) == ("lp_ft_top", True, 8)  # its own views; others 16
+    assert resolve_plan("mobilenet_v2", strategy="two_stage").cache_views == 16
+    assert resolve_plan("mobilenet_v2", cache_views=4).cache_views == 4  # the command line still decides
     assert resolve_plan("mobilenet_v2", refit=False).refit is False
     # self-training selects its students on the validation split, so it runs holdout unless told otherwise
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").refit is False
