@@ -94,14 +94,22 @@ def _cifar_exports():
 def _scores(kind, variant, antialiased=False):
     """(ours, MediaPipe's) scores on the photo files; ours through kft predict's path, or with
     the files resized with antialiasing instead of as the client resizes them."""
-    from kft.bench.clients import antialiased_scores, kft_scores, mediapipe_scores
+    from kft.bench.clients import antialiased_scores, kft_scores
 
     pytest.importorskip("mediapipe", reason="mediapipe (test extra) is not installed")
     pytest.importorskip("skimage", reason="scikit-image (test extra) is not installed: no sample photos")
     names, exports, files = _cifar_exports()
     model = exports[kind].out_dir / f"model_{variant}.tflite"
     ours = antialiased_scores(model, files) if antialiased else kft_scores(model, files)
-    return ours, mediapipe_scores(model, files, names)
+    return ours, _mediapipe_scores(model, tuple(files), tuple(names))
+
+
+@functools.lru_cache(maxsize=None)
+def _mediapipe_scores(model, files, names):
+    """MediaPipe's scores for one model file, computed once for the tests that compare against them."""
+    from kft.bench.clients import mediapipe_scores
+
+    return mediapipe_scores(model, list(files), list(names))
 
 
 @pytest.mark.parametrize("variant,int8_io", VARIANTS)
