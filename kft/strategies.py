@@ -8,8 +8,9 @@ serves every backbone, and a new backbone gets every strategy for free.
 
 Plan options that are not about stages (resolution, dropout, cache views ...) are
 ``PLAN_DEFAULTS``; a strategy tuned with other values registers them (``options``), and a
-backbone that needs other values gets a small entry in ``BACKBONE_OVERRIDES``. ``kft plan BACKBONE --strategy S`` prints the result as YAML for a
-user to copy and edit; YAML is for a user's ``--config`` and for a run's own ``config.yaml``.
+backbone that needs other values gets a small entry in ``BACKBONE_OVERRIDES``.
+``kft plan BACKBONE --strategy S`` prints the result as YAML for a user to copy and edit;
+YAML is for a user's ``--config`` and for a run's own ``config.yaml``.
 """
 
 from __future__ import annotations
