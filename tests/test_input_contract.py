@@ -166,7 +166,7 @@ def _op_names(buf):
 
 @pytest.mark.slow
 def test_default_run_agrees_with_mediapipe_on_97_percent_of_photos(tmp_path):
-    """The issue's bar, on the real thing: the default `kft train mobilenet_v2` run (~10 min on 2 cores),
+    """The issue's bar, on the real thing: the default `kft train mobilenet_v2` run (~8 min on 2 cores),
     every variant, >= 97% agreement on non-tie photo files. (It failed for the 2026-12-05 default,
     int8 48 of 54, while kft predict resized with antialiasing; docs/benchmarks.md.)"""
     from kft import api
