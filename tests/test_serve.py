@@ -182,9 +182,7 @@ def test_the_page_classifies_photos_in_a_real_browser_like_kft_predict(tmp_path)
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) is not installed")
     from werkzeug.serving import make_server
 
-    from kft.bench.clients import agreement
-    from kft.predict import open_model
-    from kft.images import load_rgb
+    from kft.bench.clients import agreement, kft_scores
     from kft.serve import create_app
 
     model = _model()
@@ -194,8 +192,7 @@ def test_the_page_classifies_photos_in_a_real_browser_like_kft_predict(tmp_path)
         photos = write_photo_set(tmp_path / "photos")  # 70 files
     except ImportError:
         photos = _photos(tmp_path)
-    clf = open_model(model, num_threads=1)
-    ours = np.stack([clf.classify(load_rgb(p)) for p in photos])  # kft predict's path
+    ours = kft_scores(model, photos)  # kft predict's path
     server = make_server("127.0.0.1", 0, create_app(model), threaded=True)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     url = f"http://127.0.0.1:{server.server_port}/"

@@ -87,22 +87,24 @@ def mediapipe_scores(model: Path, files: list[Path], labels: list[str]) -> np.nd
 
 def kft_scores(model: Path, files: list[Path]) -> np.ndarray:
     """Class probabilities from ``kft predict``'s path (kft.images decoding, MediaPipe's resize)."""
-    from kft.images import load_rgb
-    from kft.predict import open_model
-
-    clf = open_model(model, num_threads=1)
-    return np.stack([clf.classify(load_rgb(f)) for f in files])
+    return _scores(model, files, antialiased=False)
 
 
 def antialiased_scores(model: Path, files: list[Path]) -> np.ndarray:
     """Class probabilities for each file resized with antialiasing (a careful resizer, not the
     client's): how far this differs from ``kft_scores`` is how much the model's answer depends
     on the client's aliasing resize, which the export's box filter exists to keep small."""
+    return _scores(model, files, antialiased=True)
+
+
+def _scores(model: Path, files: list[Path], antialiased: bool) -> np.ndarray:
     from kft.images import load_rgb
     from kft.predict import open_model
 
     clf = open_model(model, num_threads=1)
-    return np.stack([clf.classify(load_rgb(f, size=clf.input_size)) for f in files])
+    # Given full size, classify resizes as MediaPipe does; load_rgb's size resizes with antialiasing.
+    size = clf.input_size if antialiased else None
+    return np.stack([clf.classify(load_rgb(f, size=size)) for f in files])
 
 
 @dataclass
