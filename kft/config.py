@@ -45,6 +45,10 @@ class SelfTraining:
     across classes; a fresh student is trained on labelled + kept images, with the plan's
     stages and augmentation as noise, and selected on the labelled validation split.
 
+    With ``Plan.refit`` the teacher is the refit model, and each student trains on every
+    label (training + validation) plus the kept images for exactly ``max_epochs`` per stage:
+    no validation split is left to stop it early.
+
     ``student``: ``fresh`` trains every stage from the run's initial weights; ``top`` trains
     only the first stage's blocks (afresh) on the teacher's lower blocks, which it keeps
     frozen: one stage instead of all, and no student pass through the blocks the later
@@ -56,7 +60,7 @@ class SelfTraining:
     min_confidence: float = 0.0  # teacher probability an image must reach to be kept
     targets: str = "soft"  # soft: the teacher's probabilities; hard: its top-1 class
     views: int = 2  # cached augmented views per image while a student trains
-    max_epochs: int = 10  # cap of each student stage's epochs (its data is larger)
+    max_epochs: int = 10  # cap of each student stage's epochs (its data is larger); refit: the count
     pool_limit: int | None = None  # use at most this many pool images (seeded sample)
     student: str = "fresh"  # fresh: all stages from the initial weights; top: the first stage's blocks only
 
@@ -203,8 +207,6 @@ def _check_self_training(plan: Plan, _pos_int) -> None:
     _check(st.targets in TARGETS, f"self_training.targets: {st.targets!r} is not one of {', '.join(TARGETS)}")
     _check(st.student in STUDENTS, f"self_training.student: {st.student!r} is not one of {', '.join(STUDENTS)}")
     if plan.unlabeled is not None:
-        _check(not plan.refit, "unlabeled images with refit (or --labels-per-class) are not supported yet: "
-                               "the students select on the validation split (--no-refit, or refit: false in a plan)")
         _check(plan.distribute == "none", "unlabeled images: self-training runs with distribute none only")
 
 

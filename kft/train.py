@@ -376,10 +376,16 @@ STUDENT_PREFIX = "student"  # a self-training student's stage name: student<roun
 
 
 def _steps(plan: Plan) -> int:
-    """Stages a run trains: the plan's, then (refit) each of them again on every label, or
+    """Stages a run trains: the plan's, then (refit) each of them again on every label, then
     (unlabeled images) each of them again per self-training round."""
     rounds = plan.self_training.rounds if plan.unlabeled else 0
-    return len(plan.stages) * (2 if plan.refit else 1 + rounds)
+    return len(plan.stages) * ((2 if plan.refit else 1) + rounds)
+
+
+def _rounds_start(plan: Plan) -> int:
+    """The step where self-training's first student begins: after the teacher's stages (and
+    their refit)."""
+    return len(plan.stages) * (2 if plan.refit else 1)
 
 
 def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=None, strategy=None) -> None:
@@ -388,7 +394,10 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
 
     With ``plan.refit`` the plan's stages run twice: first on the training split, selecting
     each stage's epoch count on the validation split; then from the same initial weights on
-    training + validation images for exactly those epochs (see ``Plan.refit``).
+    training + validation images for exactly those epochs (see ``Plan.refit``). With
+    ``plan.unlabeled`` that model is the first teacher; each round's student then runs the
+    stages again (``kft.selftrain``): on the training split, selected on the validation split,
+    or after a refit on every label, for a fixed ``self_training.max_epochs`` per stage.
     """
     from kft import checkpoint
     from kft.distribute import replicas
@@ -418,11 +427,12 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
     user_kft = [c for c in callbacks if isinstance(c, Callback)]
 
     teaching = None if not plan.unlabeled else _Teaching(run, plan, selection, seed, features.base)
+    students = _rounds_start(plan)
     for i in range(first, _steps(plan)):
-        refit = i >= n and plan.refit
+        refit = plan.refit and n <= i < 2 * n
         stage, epochs, skip = plan.stages[i % n], None, "its selection run kept the incoming weights (0 epochs)"
-        if teaching is not None and i >= n:  # self-training: round r's student
-            r, st = i // n, plan.self_training
+        if teaching is not None and i >= students:  # self-training: round r's student
+            r, st = (i - students) // n + 1, plan.self_training
             if i % n == 0 or i == first:  # entering the round (or resuming inside it)
                 if i % n == 0 and state.stage is None:  # the model is the teacher: label the pool
                     teaching.label_pool(model, r, features)
@@ -432,6 +442,8 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             stage = dataclasses.replace(stage, name=f"{STUDENT_PREFIX}{r}-{stage.name}",
                                         max_epochs=min(stage.max_epochs, st.max_epochs),
                                         patience=min(stage.patience, st.max_epochs))
+            if plan.refit:  # every label trains the student: no validation split is left to select on
+                epochs = stage.max_epochs
             if st.student == "top" and i % n:
                 epochs, skip = 0, "a top student trains the first stage's blocks only (self_training.student)"
         if refit:
@@ -511,12 +523,14 @@ class _Teaching:
                   + (f"; teacher test accuracy {teacher_test:.4f}" if teacher_test is not None else ""))
 
     def student(self, model, r: int):
-        """Round ``r``'s student data (labelled + kept images) and its feature cache."""
+        """Round ``r``'s student data (labelled + kept images) and its feature cache; after a
+        refit the labelled images are training + validation, and no validation split is left."""
         from kft import selftrain
         from kft.augment import CACHE_STUDENT_VIEWS
 
         rows, targets = selftrain.load_round(self.run, r)
-        data = selftrain.student_data(self.data, self.pool, rows, targets)
+        labelled = self.data.for_refit() if self.plan.refit else self.data
+        data = selftrain.student_data(labelled, self.pool, rows, targets)
         st = self.plan.self_training
         # a top student's cache starts where its one stage does: through the teacher's lower blocks
         stages = self.plan.stages[:1] if st.student == "top" else self.plan.stages
@@ -566,7 +580,8 @@ def _finish(run, model, plan: Plan, data, seed, weights, history, stages, t_star
     elif len(data.val.y) and not plan.refit:  # a folder dataset: per-class figures from its validation split
         val = evaluate_model(model, data.val.x, data.val.y, len(data.class_names), desc="scoring the validation split")
         metrics.update(val_per_class_accuracy=val["per_class_accuracy"], val_confusion_matrix=val["confusion_matrix"])
-    final = stages[-len(plan.stages):] if plan.unlabeled else stages  # a student starts afresh
+    # a holdout student starts afresh: its own stages' scores; a refit one has none (the selection's count)
+    final = stages[-len(plan.stages):] if plan.unlabeled and not plan.refit else stages
     scores = [s["best_val_accuracy"] for s in final if s["best_val_accuracy"] is not None]
     if plan.unlabeled:
         metrics["self_training"] = self_training_summary(run, plan, stages, metrics.get("test_accuracy"))
@@ -593,7 +608,9 @@ def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float
     made = {s["round"]: s for s in report.get("rounds", [])}
     rows = []
     for r in range(plan.self_training.rounds + 1):
-        vals = [s["best_val_accuracy"] for s in stages[r * n:(r + 1) * n] if s["best_val_accuracy"] is not None]
+        # the teacher's score is its selection run's; after a refit, students have none (no validation split)
+        start = 0 if r == 0 else _rounds_start(plan) + (r - 1) * n
+        vals = [s["best_val_accuracy"] for s in stages[start:start + n] if s["best_val_accuracy"] is not None]
         test = made[r + 1]["teacher_test_accuracy"] if r + 1 in made else final_test
         row = {"round": r, "model": "teacher (labelled only)" if r == 0 else f"student {r}",
                "val_accuracy": max(vals, default=None), "test_accuracy": test}
@@ -603,6 +620,7 @@ def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float
         rows.append(row)
     st = plan.self_training
     return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "student": st.student,
+            "protocol": "refit" if plan.refit else "holdout",
             "targets": st.targets, "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
 
 

@@ -48,8 +48,8 @@ def test_plan_keys_and_cli_overrides_are_checked():
     assert [s.max_epochs for s in plan.stages] == [s.max_epochs for s in resolve_plan("mobilenet_v2").stages]
     with pytest.raises(KftError, match="--student-epochs must be positive"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_epochs=0)
-    with pytest.raises(KftError, match="not supported yet"):
-        resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", refit=True)
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", refit=True).refit  # the refit teacher
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", labels_per_class=100).refit
     with pytest.raises(KftError, match="--rounds must be positive"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", rounds=0)
     from kft.config import plan_from_dict
@@ -153,6 +153,46 @@ def test_a_self_training_run_resumed_after_a_kill_equals_the_uninterrupted_one(t
     _assert_same_run(run, self_trained[0])
     a, b = (json.loads((r / "metrics.json").read_text())["self_training"] for r in (run, self_trained[0]))
     assert a == b
+
+
+def _st_refit_cmd(out):
+    return tiny_run_cmd(out, "--refit", "--unlabeled", "cifar10-rest", "--pool-limit", "300", "--pseudo-per-class", "6")
+
+
+@pytest.fixture(scope="module")
+def refit_self_trained(tmp_path_factory):
+    return finished_run(tmp_path_factory, "st-refit", _st_refit_cmd)
+
+
+def test_after_a_refit_the_refit_model_teaches_and_the_student_learns_from_every_label(refit_self_trained):
+    run, log = refit_self_trained
+    m = json.loads((run / "metrics.json").read_text())
+    st = m["self_training"]
+    assert [s["name"] for s in m["stages"]] == ["stage1", "stage2", "refit-stage1", "refit-stage2",
+                                                "student1-stage1", "student1-stage2"]
+    # the refit model labels the pool: after its stages, before the student's
+    assert log.index("[refit-stage1]") < log.index("round 1: kept") < log.index("[student1-stage1]")
+    # no validation split is left: each student stage trains its fixed count and has no score
+    assert [(s["epochs"], s["best_val_accuracy"]) for s in m["stages"][4:]] == [(2, None), (2, None)]
+    kept = st["rounds"][1]["kept"]
+    assert 0 < kept <= 60
+    assert log.count(f"done: 2 epochs on {40 + 30 + kept} images") == 2  # 4 + 3 labels per class, then the pool's
+    assert st["protocol"] == "refit" and st["rounds"][1]["val_accuracy"] is None
+    assert st["rounds"][0]["val_accuracy"] == m["val_accuracy"] == max(s["best_val_accuracy"] for s in m["stages"][:2])
+    assert st["rounds"][1]["test_accuracy"] == m["test_accuracy"]
+    assert m["labels"]["protocol"] == "refit" and m["labels"]["final_model_trained_on"] == m["labels"]["total"] == 70
+
+
+def test_a_refit_self_training_run_resumed_at_its_student_equals_the_uninterrupted_one(tmp_path, refit_self_trained):
+    run = tmp_path / "run"
+    killed = subprocess.run(_st_refit_cmd(run), env=kft_env(KFT_TEST_KILL_AT="stage-start:4"), capture_output=True,
+                            text=True, timeout=600)
+    assert killed.returncode == -9, killed.stderr[-1500:]
+    resumed = subprocess.run([sys.executable, "-m", "kft", "train", "--resume", str(run)], env=kft_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _assert_same_run(run, refit_self_trained[0])
+    assert "round 1: kept" not in resumed.stdout + resumed.stderr  # the saved pseudo-labels, not a new teacher
 
 
 def test_the_teacher_scores_the_pool_from_cached_features_as_from_the_images(tmp_path):
