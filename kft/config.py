@@ -286,6 +286,4 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
             raise KftError("--labels-per-class counts every label, so it always refits; drop --no-refit")
         overrides["samples_per_class"], overrides["val_per_class"] = labels_split(labels)
         overrides["refit"] = True
-    if overrides.get("unlabeled") is not None and overrides.get("refit") is None:
-        overrides["refit"] = False  # self-training selects its students on the validation split: holdout
     return with_overrides(plan, **overrides)

@@ -256,9 +256,10 @@ def test_a_top_student_trains_a_fresh_top_on_the_teachers_lower_blocks(tmp_path)
     require_env("KFT_DATA_DIR")
     require_env("KFT_WEIGHTS_DIR")  # ImageNet weights learn in 2 epochs, so the teacher's layer3 moves
     seen = _BlockWeights()
-    run = api.train("mobilenet_v3_small", strategy="two_stage", seed=3, samples_per_class=10, val_per_class=5,
-                    limit_test=30, image_size=32, max_epochs=2, cache_views=1, unlabeled="cifar10-rest", pool_limit=200,
-                    pseudo_per_class=5, student="top", out=tmp_path / "run", callbacks=[seen])
+    run = api.train("mobilenet_v3_small", strategy="two_stage", refit=False, seed=3, samples_per_class=10,
+                    val_per_class=5, limit_test=30, image_size=32, max_epochs=2, cache_views=1,
+                    unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5, student="top",
+                    out=tmp_path / "run", callbacks=[seen])
     m = json.loads((run / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]][2:] == [("student1-stage1", 2), ("student1-stage2", 0)]
     assert m["self_training"]["student"] == "top"

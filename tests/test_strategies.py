@@ -72,5 +72,6 @@ def test_the_default_plan_is_lp_ft_top_with_refit():
     assert resolve_plan("mobilenet_v2", strategy="two_stage").cache_views == 16
     assert resolve_plan("mobilenet_v2", cache_views=4).cache_views == 4  # the command line still decides
     assert resolve_plan("mobilenet_v2", refit=False).refit is False
-    # self-training selects its students on the validation split, so it runs holdout unless told otherwise
-    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").refit is False
+    # self-training follows the plan's protocol: the refit model teaches (kft.selftrain)
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").refit is True  # as without unlabelled images
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", refit=False).refit is False

@@ -63,8 +63,8 @@ def plan(backbone, strategy, out):
                    "train the final model (implies --refit).")
 @click.option("--refit/--no-refit", default=None,
               help="After selection, retrain from scratch on train + validation images (the shipped plans' "
-                   "default; --no-refit: the validation labels only select, as in a holdout study; "
-                   "--unlabeled runs holdout unless --refit is given).")
+                   "default; --no-refit: the validation labels only select, as in a holdout study). With "
+                   "--unlabeled the refit model teaches and the student trains on every label.")
 @click.option("--image-size", type=int, help="Backbone resolution; images are upsampled inside the model.")
 @click.option("--class-weight", type=click.Choice(["none", "balanced"]),
               help="balanced: weight each class's loss by n / (classes x its count), for imbalanced folders.")
