@@ -375,17 +375,17 @@ REFIT_PREFIX = "refit-"  # a refit stage's name: refit-<stage>
 STUDENT_PREFIX = "student"  # a self-training student's stage name: student<round>-<stage>
 
 
-def _steps(plan: Plan) -> int:
-    """Stages a run trains: the plan's, then (refit) each of them again on every label, then
-    (unlabeled images) each of them again per self-training round."""
-    rounds = plan.self_training.rounds if plan.unlabeled else 0
-    return len(plan.stages) * ((2 if plan.refit else 1) + rounds)
-
-
 def _rounds_start(plan: Plan) -> int:
     """The step where self-training's first student begins: after the teacher's stages (and
     their refit)."""
     return len(plan.stages) * (2 if plan.refit else 1)
+
+
+def _steps(plan: Plan) -> int:
+    """Stages a run trains: the plan's, then (refit) each of them again on every label, then
+    (unlabeled images) each of them again per self-training round."""
+    rounds = plan.self_training.rounds if plan.unlabeled else 0
+    return _rounds_start(plan) + len(plan.stages) * rounds
 
 
 def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=None, strategy=None) -> None:

@@ -103,8 +103,23 @@ def test_a_wrong_pool_is_one_line_before_any_work(tmp_path):
     assert not out.exists() or not any(out.iterdir())
 
 
-def _st_cmd(out):
-    return tiny_run_cmd(out, "--unlabeled", "cifar10-rest", "--pool-limit", "300", "--pseudo-per-class", "6")
+def _st_cmd(out, *extra):
+    return tiny_run_cmd(out, "--unlabeled", "cifar10-rest", "--pool-limit", "300", "--pseudo-per-class", "6", *extra)
+
+
+def _st_refit_cmd(out):
+    return _st_cmd(out, "--refit")
+
+
+def _kill_and_resume(cmd, run, point):
+    """Run ``cmd(run)`` killed at ``point``, then resume it to its end: what the resume printed."""
+    killed = subprocess.run(cmd(run), env=kft_env(KFT_TEST_KILL_AT=point), capture_output=True, text=True,
+                            timeout=600)
+    assert killed.returncode == -9, (point, killed.stderr[-1500:])
+    resumed = subprocess.run([sys.executable, "-m", "kft", "train", "--resume", str(run)], env=kft_env(),
+                             capture_output=True, text=True, timeout=600)
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    return resumed.stdout + resumed.stderr
 
 
 @pytest.fixture(scope="module")
@@ -144,19 +159,10 @@ def test_a_self_training_run_records_each_round(self_trained):
                                    pytest.param("stage-done:1", marks=pytest.mark.slow)])
 def test_a_self_training_run_resumed_after_a_kill_equals_the_uninterrupted_one(tmp_path, self_trained, point):
     run = tmp_path / "run"
-    killed = subprocess.run(_st_cmd(run), env=kft_env(KFT_TEST_KILL_AT=point), capture_output=True, text=True,
-                            timeout=600)
-    assert killed.returncode == -9, (point, killed.stderr[-1500:])
-    resumed = subprocess.run([sys.executable, "-m", "kft", "train", "--resume", str(run)], env=kft_env(),
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    _kill_and_resume(_st_cmd, run, point)
     _assert_same_run(run, self_trained[0])
     a, b = (json.loads((r / "metrics.json").read_text())["self_training"] for r in (run, self_trained[0]))
     assert a == b
-
-
-def _st_refit_cmd(out):
-    return tiny_run_cmd(out, "--refit", "--unlabeled", "cifar10-rest", "--pool-limit", "300", "--pseudo-per-class", "6")
 
 
 @pytest.fixture(scope="module")
@@ -185,14 +191,9 @@ def test_after_a_refit_the_refit_model_teaches_and_the_student_learns_from_every
 
 def test_a_refit_self_training_run_resumed_at_its_student_equals_the_uninterrupted_one(tmp_path, refit_self_trained):
     run = tmp_path / "run"
-    killed = subprocess.run(_st_refit_cmd(run), env=kft_env(KFT_TEST_KILL_AT="stage-start:4"), capture_output=True,
-                            text=True, timeout=600)
-    assert killed.returncode == -9, killed.stderr[-1500:]
-    resumed = subprocess.run([sys.executable, "-m", "kft", "train", "--resume", str(run)], env=kft_env(),
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    out = _kill_and_resume(_st_refit_cmd, run, "stage-start:4")
     _assert_same_run(run, refit_self_trained[0])
-    assert "round 1: kept" not in resumed.stdout + resumed.stderr  # the saved pseudo-labels, not a new teacher
+    assert "round 1: kept" not in out  # the saved pseudo-labels, not a new teacher
 
 
 def test_the_teacher_scores_the_pool_from_cached_features_as_from_the_images(tmp_path):
@@ -295,11 +296,6 @@ def test_a_top_student_resumed_at_its_round_equals_the_uninterrupted_one(tmp_pat
              for a, b in zip(x.get_weights(), y.get_weights())]
     assert any(moved)  # the teacher's layer3, not ImageNet's: a resume that reset it would differ
     run = tmp_path / "run"
-    killed = subprocess.run(_top_cmd(run), env=kft_env(KFT_TEST_KILL_AT="stage-start:2"), capture_output=True,
-                            text=True, timeout=600)
-    assert killed.returncode == -9, killed.stderr[-1500:]
-    resumed = subprocess.run([sys.executable, "-m", "kft", "train", "--resume", str(run)], env=kft_env(),
-                             capture_output=True, text=True, timeout=600)
-    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    out = _kill_and_resume(_top_cmd, run, "stage-start:2")
     _assert_same_run(run, reference)
-    assert "[student1-stage2] skipped: a top student" in resumed.stdout + resumed.stderr
+    assert "[student1-stage2] skipped: a top student" in out
