@@ -3,10 +3,11 @@
 For each stage: set ``trainable`` per block, build fresh optimizers (one per
 learning-rate group, see ``kft.optim``), train until validation accuracy stops
 improving for ``patience`` epochs, then restore the best weights. BatchNorm runs
-in inference mode everywhere (the trunk is always called with
-``training=False``; only the head's dropout sees training), so moving
-statistics never change and a frozen block is an exact fixed function, which is
-what lets ``kft.cache`` compute it once per stage.
+in inference mode everywhere (the trunk always runs as ``model(x, training=False)``
+would, with each BatchNorm folded into its convolution by ``kft.fold``; only the
+head's dropout sees training), so moving statistics never change and a frozen
+block is an exact fixed function, which is what lets ``kft.cache`` compute it once
+per stage.
 
     model = build_classifier(...)
     for i, stage in enumerate(plan.stages):
@@ -26,7 +27,7 @@ import time
 
 import numpy as np
 
-from kft import killpoints, optim, pipeline
+from kft import fold, killpoints, optim, pipeline
 from kft.augment import TRAIN_BATCHES, batch_seeds, make_augmenter
 from kft.cache import FeatureCache
 from kft.callbacks import (Callback, CallbackList, Checkpoint, EarlyStopping, EpochLog, HistoryCSV,
@@ -148,7 +149,7 @@ class StageTrainer:
 
         @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
         def eval_step(x, y):
-            logits = logits_layer(trunk(tf.cast(x, tf.float32), training=False))
+            logits = logits_layer(fold.call(trunk, tf.cast(x, tf.float32)))
             return loss_fn(tf.one_hot(y, n), logits), _correct(logits, y)
 
         return train_step, eval_step
@@ -161,7 +162,7 @@ class StageTrainer:
         dropout, logits_layer = self.model.get_layer("dropout"), self.model.get_layer("logits")
         x = tf.cast(x, tf.float32)
         with tf.GradientTape() as tape:
-            logits = logits_layer(dropout(self.trunk(x, training=False), training=True))
+            logits = logits_layer(dropout(fold.call(self.trunk, x), training=True))
             loss = loss_of(y, logits)
         grads = tape.gradient(loss, self.train_vars)
         optim.apply_gradients(self.groups, {id(v): g for v, g in zip(self.train_vars, grads)})
