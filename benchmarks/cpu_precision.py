@@ -55,7 +55,7 @@ def measure(policy: str, backbone: str, image_size: int, batches: int) -> dict:
     @tf.function
     def train_step(feats, targets):
         with tf.GradientTape() as tape:
-            out = logits(dropout(trunk(feats, training=True), training=True))
+            out = logits(dropout(trunk(feats, training=False), training=True))  # BatchNorm as kft trains it
             loss = loss_fn(targets, tf.cast(out, tf.float32))
         optimizer.apply_gradients(zip(tape.gradient(loss, train_vars), train_vars))
         return loss
