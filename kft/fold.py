@@ -14,8 +14,10 @@ every optimizer are the model's own: training and scoring through :func:`call` e
 is untouched. ``python benchmarks/fold_speed.py`` measures what it saves.
 
 It reads the functional graph through Keras' ``_run_through_graph`` (what
-``Functional.call`` itself runs); anything that is not a plain conv -> BatchNorm pair,
-and any model that is not functional, runs as Keras runs it.
+``Functional.call`` itself runs), a private API: tests/test_fold.py checks on every
+backbone that each BatchNorm still folds and the outputs still match. Anything that is
+not a plain conv -> BatchNorm pair, and any model that is not functional, runs as Keras
+runs it.
 """
 
 from __future__ import annotations
@@ -91,7 +93,8 @@ def call(model, x):
     (nested functional models too)."""
     import keras
 
-    if not isinstance(model, keras.Model) or not hasattr(model, "_nodes_by_depth"):
+    if not (isinstance(model, keras.Model) and hasattr(model, "_nodes_by_depth")
+            and hasattr(model, "_run_through_graph")):  # not functional, or a Keras without them
         return model(x, training=False)
     folded = pairs(model)
     skipped = {id(bn) for bn in folded.values()}
