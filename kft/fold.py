@@ -23,15 +23,10 @@ runs it.
 from __future__ import annotations
 
 
-def _conv_types():
+def _foldable_conv(op) -> bool:
     import keras
 
-    return keras.layers.Conv2D, keras.layers.DepthwiseConv2D
-
-
-def _foldable_conv(op) -> bool:
-    conv2d, depthwise = _conv_types()
-    return (type(op) in (conv2d, depthwise) and not op.use_bias and op.data_format == "channels_last"
+    return (type(op) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D) and not op.use_bias and op.data_format == "channels_last"
             and getattr(op, "groups", 1) == 1 and getattr(op.activation, "__name__", "") == "linear"
             and op.dtype_policy.compute_dtype == "float32")
 
@@ -46,11 +41,12 @@ def _foldable_bn(op) -> bool:
 def pairs(functional) -> dict[int, object]:
     """``id(conv layer) -> its BatchNormalization`` for every foldable pair in ``functional``:
     a bias-free, linear Conv2D/DepthwiseConv2D called once in the graph whose output only
-    that BatchNormalization (over the channel axis, no renorm) reads."""
+    that BatchNormalization (over the channel axis, no renorm) reads, and which is not an
+    output of the model."""
     nodes = [n for level in functional._nodes_by_depth.values() for n in level
              if n.operation is not None and not n.is_input]
     calls: dict[int, int] = {}
-    readers: dict[int, int] = {}
+    readers: dict[int, int] = {id(t): 1 for t in functional.outputs}  # a model output is read too
     for node in nodes:
         calls[id(node.operation)] = calls.get(id(node.operation), 0) + 1
         for t in node.input_tensors:

@@ -92,7 +92,8 @@ def test_moving_statistics_do_not_change_and_cut_models_fold_too():
 
 
 def test_what_cannot_fold_runs_as_keras_runs_it():
-    """A conv with a bias, a BatchNorm after something else, a conv read twice: left alone."""
+    """A conv with a bias, a BatchNorm after something else, a conv read twice or also returned
+    by the model: left alone."""
     import keras
 
     inp = keras.Input((8, 8, 3))
@@ -103,15 +104,16 @@ def test_what_cannot_fold_runs_as_keras_runs_it():
     d = keras.layers.Add()([b, c])  # the conv's raw output is needed too: no fold
     e = keras.layers.DepthwiseConv2D(3, padding="same", use_bias=False, name="dw")(d)
     out = keras.layers.BatchNormalization(name="bn_dw")(keras.layers.ReLU()(e))  # not directly after
-    model = keras.Model(inp, out)
+    raw = keras.layers.Conv2D(4, 1, use_bias=False, name="also_an_output")(out)
+    model = keras.Model(inp, [keras.layers.BatchNormalization(name="bn_of_output")(raw), raw])
     for layer in model.layers:
         if isinstance(layer, keras.layers.BatchNormalization):
             layer.moving_mean.assign(np.full(layer.moving_mean.shape, 0.3, "float32"))
             layer.moving_variance.assign(np.full(layer.moving_variance.shape, 2.0, "float32"))
     assert fold.pairs(model) == {}
     x = np.random.default_rng(1).normal(size=(2, 8, 8, 3)).astype("float32")
-    np.testing.assert_allclose(np.asarray(fold.call(model, x)), np.asarray(model(x, training=False)),
-                               rtol=1e-5, atol=1e-6)
+    for f, p in zip(fold.call(model, x), model(x, training=False)):
+        np.testing.assert_allclose(np.asarray(f), np.asarray(p), rtol=1e-5, atol=1e-6)
 
 
 def test_dropout_inside_the_model_stays_off():
