@@ -26,8 +26,9 @@ from __future__ import annotations
 def _foldable_conv(op) -> bool:
     import keras
 
-    return (type(op) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D) and not op.use_bias and op.data_format == "channels_last"
-            and getattr(op, "groups", 1) == 1 and getattr(op.activation, "__name__", "") == "linear"
+    return (type(op) in (keras.layers.Conv2D, keras.layers.DepthwiseConv2D) and not op.use_bias
+            and op.data_format == "channels_last" and getattr(op, "groups", 1) == 1
+            and getattr(op.activation, "__name__", "") == "linear"
             and op.dtype_policy.compute_dtype == "float32")
 
 
@@ -76,7 +77,7 @@ def _conv_bn(conv, bn, x):
         bias = bias + bn.beta
     args = dict(strides=conv.strides, padding=conv.padding, data_format=conv.data_format,
                 dilation_rate=conv.dilation_rate)
-    if type(conv) is keras.layers.DepthwiseConv2D:  # kernel (h, w, in, multiplier): channel in*m + j
+    if type(conv) is keras.layers.DepthwiseConv2D:  # kernel (h, w, in, multiplier): output c*multiplier + j
         kernel = conv.kernel * tf.reshape(scale, conv.kernel.shape[2:])
         y = keras.ops.depthwise_conv(x, kernel, **args)
     else:  # kernel (h, w, in, out)
