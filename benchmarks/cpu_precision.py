@@ -30,7 +30,11 @@ CUT = "layer3"  # the top stage's first trainable block: its input is what the c
 TOP_BLOCKS = ["layer3", "layer4", "head"]
 
 
-def measure(policy: str, backbone: str, image_size: int, batches: int) -> dict:
+def top_stage(backbone: str, image_size: int):
+    """kft's classifier cut as the default recipe's top stage: (model, prefix, trunk,
+    make_step, inputs). ``make_step(run)`` is a ``tf.function`` train step of layer3 +
+    layer4 + head on cached features, calling the trunk as ``run(trunk, x)``; ``inputs``
+    holds 64 random 32-px images and a batch of 32 features with targets."""
     import numpy as np
     import tensorflow as tf
     import keras
@@ -39,42 +43,58 @@ def measure(policy: str, backbone: str, image_size: int, batches: int) -> dict:
     from kft.cache import bridge, prefix_model
     from kft.model import build_classifier, set_trainable_blocks
 
-    keras.mixed_precision.set_global_policy(policy)
     model = build_classifier(backbone, 10, image_size=image_size, input_size=32, weights="none", dropout=0.5)
     set_trainable_blocks(model, TOP_BLOCKS)
     prefix, trunk = prefix_model(model, CUT), bridge(model, CUT, HEAD_BLOCK)
     dropout, logits = model.get_layer("dropout"), model.get_layer("logits")
     train_vars = model.trainable_variables
-    optimizer = keras.optimizers.Adam(1e-4)
     loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
+
+    def make_step(run):
+        optimizer = keras.optimizers.Adam(1e-4)
+
+        @tf.function
+        def train_step(feats, targets):
+            with tf.GradientTape() as tape:
+                out = logits(dropout(run(trunk, feats), training=True))
+                loss = loss_fn(targets, tf.cast(out, tf.float32))
+            optimizer.apply_gradients(zip(tape.gradient(loss, train_vars), train_vars))
+            return loss
+        return train_step
+
+    rng = np.random.default_rng(0)
+    inputs = {"images": tf.constant(rng.uniform(0, 255, (64, 32, 32, 3)).astype("float32")),
+              "feats": tf.constant(rng.standard_normal((32, *prefix.output.shape[1:])).astype("float32")),
+              "targets": tf.constant(np.eye(10, dtype="float32")[rng.integers(0, 10, 32)])}
+    return model, prefix, trunk, make_step, inputs
+
+
+def per_image(fn, args, n_images: int, batches: int) -> float:
+    """Milliseconds per image of ``fn(*args)`` over ``batches`` calls, after 2 warm-up calls."""
+    for _ in range(2):
+        fn(*args).numpy()
+    t = time.perf_counter()
+    for _ in range(batches):
+        fn(*args).numpy()
+    return (time.perf_counter() - t) / (batches * n_images) * 1000
+
+
+def measure(policy: str, backbone: str, image_size: int, batches: int) -> dict:
+    import tensorflow as tf
+    import keras
+
+    keras.mixed_precision.set_global_policy(policy)  # before the model is built
+    _, prefix, _, make_step, inputs = top_stage(backbone, image_size)
+    # BatchNorm as kft trains it: the trunk called with training=False
+    train_step = make_step(lambda trunk, feats: trunk(feats, training=False))
 
     @tf.function
     def forward(images):
         return prefix(images, training=False)
 
-    @tf.function
-    def train_step(feats, targets):
-        with tf.GradientTape() as tape:
-            out = logits(dropout(trunk(feats, training=False), training=True))  # BatchNorm as kft trains it
-            loss = loss_fn(targets, tf.cast(out, tf.float32))
-        optimizer.apply_gradients(zip(tape.gradient(loss, train_vars), train_vars))
-        return loss
-
-    rng = np.random.default_rng(0)
-    images = tf.constant(rng.uniform(0, 255, (64, 32, 32, 3)).astype("float32"))
-    feats = tf.constant(rng.standard_normal((32, *prefix.output.shape[1:])).astype("float32"))
-    targets = tf.constant(np.eye(10, dtype="float32")[rng.integers(0, 10, 32)])
-
-    def per_image(fn, args, n_images):
-        for _ in range(2):
-            fn(*args).numpy()
-        t = time.perf_counter()
-        for _ in range(batches):
-            fn(*args).numpy()
-        return (time.perf_counter() - t) / (batches * n_images) * 1000
-
-    return {"policy": policy, "prefix_ms": per_image(forward, (images,), 64),
-            "top_step_ms": per_image(train_step, (feats, targets), 32)}
+    return {"policy": policy,
+            "prefix_ms": per_image(forward, (inputs["images"],), 64, batches),
+            "top_step_ms": per_image(train_step, (inputs["feats"], inputs["targets"]), 32, batches)}
 
 
 def main() -> None:

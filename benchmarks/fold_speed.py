@@ -22,12 +22,8 @@ from __future__ import annotations
 
 import argparse
 import os
-import time
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
-
-CUT = "layer3"
-TOP_BLOCKS = ["layer3", "layer4", "head"]
 
 
 def main() -> None:
@@ -40,60 +36,28 @@ def main() -> None:
 
     import numpy as np
     import tensorflow as tf
-    import keras
 
+    from cpu_precision import CUT, per_image, top_stage  # the same model, cut and step
     from kft import fold
-    from kft.backbones.registry import HEAD_BLOCK
-    from kft.cache import bridge, prefix_model
-    from kft.model import build_classifier, set_trainable_blocks
 
-    model = build_classifier(args.backbone, 10, image_size=args.image_size, input_size=32, weights="none",
-                             dropout=0.5)
-    set_trainable_blocks(model, TOP_BLOCKS)
-    prefix, trunk = prefix_model(model, CUT), bridge(model, CUT, HEAD_BLOCK)
-    dropout, logits = model.get_layer("dropout"), model.get_layer("logits")
-    train_vars = model.trainable_variables
-    loss_fn = keras.losses.CategoricalCrossentropy(from_logits=True, label_smoothing=0.1)
-
-    rng = np.random.default_rng(0)
-    images = tf.constant(rng.uniform(0, 255, (64, 32, 32, 3)).astype("float32"))
-    feats = tf.constant(rng.standard_normal((32, *prefix.output.shape[1:])).astype("float32"))
-    targets = tf.constant(np.eye(10, dtype="float32")[rng.integers(0, 10, 32)])
+    model, prefix, _, make_step, inputs = top_stage(args.backbone, args.image_size)
 
     def plain(m, x):
         return m(x, training=False)
 
-    def steps(run):
-        optimizer = keras.optimizers.Adam(1e-4)
-
-        @tf.function
-        def step(x, y):
-            with tf.GradientTape() as tape:
-                loss = loss_fn(y, logits(dropout(run(trunk, x), training=True)))
-            optimizer.apply_gradients(zip(tape.gradient(loss, train_vars), train_vars))
-            return loss
-        return step
-
+    variants = (("plain", plain), ("folded", fold.call))
+    images, step_args = (inputs["images"],), (inputs["feats"], inputs["targets"])
     work = {  # name: (images per call, {variant: (fn, args)})
-        "prefix": (64, {v: (tf.function(lambda x, r=r: r(prefix, x)), (images,)) for v, r in
-                        (("plain", plain), ("folded", fold.call))}),
-        "scoring": (64, {v: (tf.function(lambda x, r=r: r(model, x)), (images,)) for v, r in
-                         (("plain", plain), ("folded", fold.call))}),
-        "top step": (32, {v: (steps(r), (feats, targets)) for v, r in (("plain", plain), ("folded", fold.call))}),
+        "prefix": (64, {v: (tf.function(lambda x, r=r: r(prefix, x)), images) for v, r in variants}),
+        "scoring": (64, {v: (tf.function(lambda x, r=r: r(model, x)), images) for v, r in variants}),
+        "top step": (32, {v: (make_step(r), step_args) for v, r in variants}),
     }
+
     def rel_diff(m, x):  # largest |plain - folded| over the largest |plain|
         a, b = np.asarray(m(x, training=False)), np.asarray(fold.call(m, x))
         return float(np.abs(a - b).max() / np.abs(a).max())
 
-    diff = {"prefix": rel_diff(prefix, images), "scoring": rel_diff(model, images)}
-
-    def per_image(fn, fn_args, n_images):
-        for _ in range(2):
-            fn(*fn_args).numpy()
-        t = time.perf_counter()
-        for _ in range(args.batches):
-            fn(*fn_args).numpy()
-        return (time.perf_counter() - t) / (args.batches * n_images) * 1000
+    diff = {"prefix": rel_diff(prefix, *images), "scoring": rel_diff(model, *images)}
 
     print(f"{os.cpu_count()} CPUs; {args.backbone} at {args.image_size} px, cut at {CUT}; "
           f"{len(fold.pairs(model.get_layer('backbone')))} conv->BatchNorm pairs folded; "
@@ -103,7 +67,7 @@ def main() -> None:
         times = {"plain": [], "folded": []}
         for _ in range(args.repeats):  # alternate, so drift in the machine's speed hits both
             for v in times:
-                times[v].append(per_image(*variants[v], n))
+                times[v].append(per_image(*variants[v], n, args.batches))
         best = {v: min(t) for v, t in times.items()}
         d = f"{diff[name]:.1e}" if name in diff else "-"
         print(f"{name:<10}{best['plain']:>14.2f}{best['folded']:>15.2f}{best['plain'] / best['folded']:>9.2f}x{d:>12}")
