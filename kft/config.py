@@ -96,6 +96,10 @@ class Plan:
     # is trained on training + validation images for each stage's selected epoch count, so
     # every label the user gave trains the final model.
     refit: bool = False
+    # With refit, False skips the selection run (the "fixed" protocol): every label trains from
+    # the start, each stage for exactly its max_epochs (counts chosen once on validation splits,
+    # see kft.strategies). A holdout run (refit false) always selects: it is what its labels are for.
+    select: bool = True
     cache: str = "auto"  # cache the frozen prefix's output (kft.cache)
     cache_views: int = 8  # augmented views per training image in the cache
     cache_budget_mb: int = 4096
@@ -110,6 +114,15 @@ class Plan:
 
     def to_dict(self) -> dict:
         return dataclasses.asdict(self)
+
+
+def protocol(plan: Plan) -> str:
+    """The label protocol, as metrics.json and results tables name it: ``holdout`` (validation
+    labels only select), ``refit`` (select, then every label trains a fresh model for the
+    selected epochs) or ``fixed`` (every label trains for each stage's max_epochs; no selection)."""
+    if not plan.refit:
+        return "holdout"
+    return "refit" if plan.select else "fixed"
 
 
 def _check(cond: bool, message: str) -> None:
@@ -160,6 +173,7 @@ def validate(plan: Plan) -> Plan:
     _check(isinstance(plan.val_per_class, int) and plan.val_per_class >= 1,
            f"val_per_class must be a positive integer, got {plan.val_per_class!r}")
     _check(isinstance(plan.refit, bool), f"refit must be true or false, got {plan.refit!r}")
+    _check(isinstance(plan.select, bool), f"select must be true or false, got {plan.select!r}")
     _check_self_training(plan, _pos_int)
     _check(plan.image_size >= 32, f"image_size must be at least 32, got {plan.image_size}")
     _check(0 <= plan.dropout < 1, f"dropout must be in [0, 1), got {plan.dropout}")
@@ -286,4 +300,8 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
             raise KftError("--labels-per-class counts every label, so it always refits; drop --no-refit")
         overrides["samples_per_class"], overrides["val_per_class"] = labels_split(labels)
         overrides["refit"] = True
-    return with_overrides(plan, **overrides)
+    plan = with_overrides(plan, **overrides)
+    if overrides.get("select") is False and not plan.refit:
+        raise KftError("--no-select needs refit: a holdout run (--no-refit) trains on the training split and "
+                       "selects on the validation split, which is what its validation labels are for")
+    return plan

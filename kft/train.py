@@ -32,7 +32,7 @@ from kft.augment import TRAIN_BATCHES, batch_seeds, make_augmenter
 from kft.cache import FeatureCache
 from kft.callbacks import (Callback, CallbackList, Checkpoint, EarlyStopping, EpochLog, HistoryCSV,
                            KerasCallbacks, TensorBoardLog)
-from kft.config import Plan, Stage
+from kft.config import Plan, Stage, protocol
 from kft.model import block_layers, block_of_variable, dropout_rng_variables, set_trainable_blocks
 from kft.state import RunState, StageProgress, StageRecord
 
@@ -376,10 +376,15 @@ REFIT_PREFIX = "refit-"  # a refit stage's name: refit-<stage>
 STUDENT_PREFIX = "student"  # a self-training student's stage name: student<round>-<stage>
 
 
+def _selects(plan: Plan) -> bool:
+    """Whether the run has a refit phase after a selection run (the ``refit`` protocol)."""
+    return plan.refit and plan.select
+
+
 def _rounds_start(plan: Plan) -> int:
     """The step where self-training's first student begins: after the teacher's stages (and
     their refit)."""
-    return len(plan.stages) * (2 if plan.refit else 1)
+    return len(plan.stages) * (2 if _selects(plan) else 1)
 
 
 def _steps(plan: Plan) -> int:
@@ -395,7 +400,8 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
 
     With ``plan.refit`` the plan's stages run twice: first on the training split, selecting
     each stage's epoch count on the validation split; then from the same initial weights on
-    training + validation images for exactly those epochs (see ``Plan.refit``). With
+    training + validation images for exactly those epochs (see ``Plan.refit``). Without
+    ``plan.select`` only the second pass runs, each stage for its ``max_epochs``. With
     ``plan.unlabeled`` that model is the first teacher; each round's student then runs the
     stages again (``kft.selftrain``): on the training split, selected on the validation split,
     or after a refit on every label, for a fixed ``self_training.max_epochs`` per stage.
@@ -430,7 +436,8 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
     teaching = None if not plan.unlabeled else _Teaching(run, plan, selection, seed, features.base)
     students = _rounds_start(plan)
     for i in range(first, _steps(plan)):
-        refit = plan.refit and n <= i < 2 * n
+        # refit phase: every label trains; after a selection run (steps n..2n-1) or from the start
+        refit = plan.refit and (n <= i < 2 * n if plan.select else i < n)
         stage, epochs, skip = plan.stages[i % n], None, "its selection run kept the incoming weights (0 epochs)"
         if teaching is not None and i >= students:  # self-training: round r's student
             r, st = (i - students) // n + 1, plan.self_training
@@ -448,16 +455,21 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             if st.student == "top" and i % n:
                 epochs, skip = 0, "a top student trains the first stage's blocks only (self_training.student)"
         if refit:
-            epochs = state.stages[i - n].best_epoch
-            if i == n or i == first:  # entering the refit phase (or resuming inside it)
+            epochs = state.stages[i - n].best_epoch if plan.select else stage.max_epochs
+            if i == (n if plan.select else 0) or i == first:  # entering the refit phase (or resuming inside it)
                 data = selection.for_refit()
                 features.refit(data)
-            if i == n and state.stage is None:  # not when resumed mid-stage
+            if not plan.select and i == 0 and state.stage is None:
+                _log.info(f"fixed epochs: training on all {len(data.train.y)} labelled images "
+                    f"({len(selection.train.y)} train + {len(selection.val.y)} validation), no selection run: "
+                    f"{', '.join(f'{s.name} {s.max_epochs}' for s in plan.stages)}")
+            if plan.select and i == n and state.stage is None:  # not when resumed mid-stage
                 _reset_to_initial(model, plan, data, seed, weights)
                 _log.info(f"refit: training a fresh model on all {len(data.train.y)} labelled images "
                     f"({len(selection.train.y)} train + {len(selection.val.y)} validation) for the selected "
                     f"epochs: {', '.join(f'{s.name} {r.best_epoch}' for s, r in zip(plan.stages, state.stages))}")
-            stage = dataclasses.replace(stage, name=REFIT_PREFIX + stage.name)
+            if plan.select:
+                stage = dataclasses.replace(stage, name=REFIT_PREFIX + stage.name)
         if i == first and i % n != 0 and state.stage is None and state.rng is not None:
             # resumed at a stage boundary: dropout's generator continues where the last stage left it
             for v, a in zip(dropout_rng_variables(model), state.rng, strict=True):
@@ -621,7 +633,7 @@ def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float
         rows.append(row)
     st = plan.self_training
     return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "student": st.student,
-            "protocol": "refit" if plan.refit else "holdout",
+            "protocol": protocol(plan),
             "targets": st.targets, "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
 
 
@@ -630,7 +642,7 @@ def label_accounting(plan: Plan, data) -> dict:
     train, val = len(data.train.y), len(data.val.y)
     k = max(len(data.class_names), 1)
     return {
-        "protocol": "refit" if plan.refit else "holdout",
+        "protocol": protocol(plan),
         "per_class": round((train + val) / k, 1),  # labels a user must provide, per class
         "train_per_class": round(train / k, 1),
         "val_per_class": round(val / k, 1),

@@ -6,7 +6,7 @@ import json
 import pytest
 
 from conftest import finished_run
-from kft.config import labels_split, resolve_plan
+from kft.config import labels_split, protocol, resolve_plan
 from kft.errors import KftError
 from test_run_safety import _assert_same_run, _cmd, _history, _kill_and_resume
 
@@ -14,9 +14,18 @@ def _refit_cmd(out):
     return _cmd(out) + ["--refit"]
 
 
+def _fixed_cmd(out):
+    return _cmd(out) + ["--refit", "--no-select"]
+
+
 @pytest.fixture(scope="module")
 def holdout_and_refit(tmp_path_factory):
     return {name: finished_run(tmp_path_factory, name, cmd) for name, cmd in (("holdout", _cmd), ("refit", _refit_cmd))}
+
+
+@pytest.fixture(scope="module")
+def fixed_run(tmp_path_factory):
+    return finished_run(tmp_path_factory, "fixed", _fixed_cmd)
 
 
 def test_labels_per_class_is_an_inner_80_20_split_that_refits():
@@ -57,3 +66,36 @@ def test_refit_trains_every_label_for_the_selected_epochs(holdout_and_refit):
 def test_a_refit_resumed_after_a_kill_equals_the_uninterrupted_one(tmp_path, holdout_and_refit, point):
     run, _ = _kill_and_resume(tmp_path, point, cmd=_refit_cmd)
     _assert_same_run(run, holdout_and_refit["refit"][0])
+
+
+def test_the_protocol_names_what_the_labels_did():
+    plan = resolve_plan("mobilenet_v2")
+    assert protocol(plan) == ("refit" if plan.select else "fixed")
+    assert protocol(resolve_plan("mobilenet_v2", refit=True, select=True)) == "refit"
+    assert protocol(resolve_plan("mobilenet_v2", refit=True, select=False)) == "fixed"
+    assert protocol(resolve_plan("mobilenet_v2", labels_per_class=25, select=False)) == "fixed"
+    # a holdout run always selects: that is what its validation labels are for
+    assert protocol(resolve_plan("mobilenet_v2", refit=False)) == "holdout"
+    with pytest.raises(KftError, match="--no-select needs refit"):
+        resolve_plan("mobilenet_v2", refit=False, select=False)
+    with pytest.raises(KftError, match="select must be true or false"):
+        resolve_plan("mobilenet_v2", select="no")
+
+
+def test_fixed_trains_every_label_for_each_stages_planned_epochs_without_a_selection_run(fixed_run):
+    run, out = fixed_run
+    m = json.loads((run / "metrics.json").read_text())
+    assert m["labels"] == {"protocol": "fixed", "per_class": 7.0, "train_per_class": 4.0, "val_per_class": 3.0,
+                           "final_model_trained_on": 70, "total": 70}
+    # no selection run: each stage once, for its planned (here: capped) epochs, on every label, unscored
+    assert [(s["name"], s["epochs"], s["best_val_accuracy"]) for s in m["stages"]] == \
+        [("stage1", 2, None), ("stage2", 2, None)]
+    assert m["val_accuracy"] is None and m["test_images"] == 30
+    assert "no selection run" in out and out.count("done: 2 epochs on 70 images") == 2
+    rows = list(csv.DictReader((run / "history.csv").open()))
+    assert len(rows) == 4 and all(r["val_accuracy"] == "" for r in rows)
+
+
+def test_a_fixed_run_resumed_after_a_kill_equals_the_uninterrupted_one(tmp_path, fixed_run):
+    run, _ = _kill_and_resume(tmp_path, "epoch-trained:1:0", cmd=_fixed_cmd)
+    _assert_same_run(run, fixed_run[0])

@@ -196,6 +196,21 @@ def test_a_refit_self_training_run_resumed_at_its_student_equals_the_uninterrupt
     assert "round 1: kept" not in out  # the saved pseudo-labels, not a new teacher
 
 
+def test_without_a_selection_run_the_fixed_model_teaches_and_the_student_follows(tmp_path_factory):
+    run, log = finished_run(tmp_path_factory, "st-fixed", lambda out: _st_cmd(out, "--refit", "--no-select"))
+    m = json.loads((run / "metrics.json").read_text())
+    st = m["self_training"]
+    assert [(s["name"], s["epochs"], s["best_val_accuracy"]) for s in m["stages"]] == [
+        ("stage1", 2, None), ("stage2", 2, None), ("student1-stage1", 2, None), ("student1-stage2", 2, None)]
+    assert log.index("[stage2]") < log.index("round 1: kept") < log.index("[student1-stage1]")
+    kept = st["rounds"][1]["kept"]
+    assert 0 < kept <= 60
+    assert log.count("done: 2 epochs on 70 images") == 2 and log.count(f"done: 2 epochs on {70 + kept} images") == 2
+    assert st["protocol"] == m["labels"]["protocol"] == "fixed"
+    assert st["rounds"][0]["val_accuracy"] is None and st["rounds"][0]["test_accuracy"] is not None
+    assert st["rounds"][1]["test_accuracy"] == m["test_accuracy"]
+
+
 def test_the_teacher_scores_the_pool_from_cached_features_as_from_the_images(tmp_path):
     """The pool goes through the frozen prefix once (on disk past the budget); the teacher's
     probabilities from those features equal the whole model's on the images."""

@@ -60,11 +60,15 @@ def plan(backbone, strategy, out):
 @click.option("--val-per-class", type=int, help="Validation images per class, from the rest of the training set.")
 @click.option("--labels-per-class", type=int,
               help="Every label you have per class: 80% train / 20% select the epochs, then all of them "
-                   "train the final model (implies --refit).")
+                   "train the final model (implies --refit; with --no-select all of them train from the start).")
 @click.option("--refit/--no-refit", default=None,
               help="After selection, retrain from scratch on train + validation images (the shipped plans' "
                    "default; --no-refit: the validation labels only select, as in a holdout study). With "
                    "--unlabeled the refit model teaches and the student trains on every label.")
+@click.option("--select/--no-select", default=None,
+              help="With refit: choose each stage's epochs on the validation split first (--select), or skip "
+                   "that run and train every label for each stage's planned epochs (--no-select, the fixed "
+                   "protocol).")
 @click.option("--image-size", type=int, help="Backbone resolution; images are upsampled inside the model.")
 @click.option("--class-weight", type=click.Choice(["none", "balanced"]),
               help="balanced: weight each class's loss by n / (classes x its count), for imbalanced folders.")
@@ -95,8 +99,8 @@ def plan(backbone, strategy, out):
 @click.option("--out", type=click.Path(file_okay=False), help="Run folder (default runs/<backbone>-<strategy>-<time>).")
 @click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
-def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, image_size,
-          class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, student_epochs, student,
+def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, select,
+          image_size, class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, student_epochs, student,
           seed, weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
           overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
@@ -114,7 +118,7 @@ def train(backbone, strategy, config_path, samples_per_class, val_per_class, lab
                     samples_per_class=samples_per_class, val_per_class=val_per_class, image_size=image_size,
                     class_weight=class_weight, distribute=distribute,
                     cache=cache, cache_views=cache_views, data_budget_mb=data_budget_mb, max_epochs=max_epochs,
-                    labels_per_class=labels_per_class, refit=refit, unlabeled=unlabeled, rounds=rounds,
+                    labels_per_class=labels_per_class, refit=refit, select=select, unlabeled=unlabeled, rounds=rounds,
                     pseudo_per_class=pseudo_per_class, pool_limit=pool_limit, student_epochs=student_epochs,
                     student=student)
     click.echo(f"run folder: {run}")

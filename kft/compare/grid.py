@@ -18,6 +18,7 @@ from kft.compare.settings import FIXED_KEYS
 from kft.compare.settings import REQUIRED_METRICS
 from kft.compare.settings import check_weights
 from kft.compare.settings import weights_label
+from kft.config import protocol as label_protocol
 from kft.errors import KftError
 from kft.runs import FILES as RUN_FILES
 from kft.runs import METRICS
@@ -86,9 +87,9 @@ def _check_matches(job: Job, metrics: dict, settings: CompareSettings) -> None:
             raise KftError(f"{job.path} is a finished run with {key}={metrics[key]!r}, but this compare asks for "
                            f"{value!r}; use another --out")
     protocol = metrics.get("labels", {}).get("protocol", "holdout")
-    if protocol != ("refit" if job.plan.refit else "holdout"):
-        raise KftError(f"{job.path} is a finished {protocol} run, but this compare asks for the other label "
-                       f"protocol; use another --out")
+    if protocol != label_protocol(job.plan):
+        raise KftError(f"{job.path} is a finished {protocol} run, but this compare asks for the "
+                       f"{label_protocol(job.plan)} label protocol; use another --out")
 
 
 def _clear_unfinished(path: Path) -> None:

@@ -70,6 +70,7 @@ def _mean_epochs(rows: list[dict]) -> str:
 
 
 PROTOCOLS = {"refit": "**refit** (after selection, the final model trains on training + validation labels)",
+             "fixed": "**fixed** (no selection run: every label trains for each stage's planned epochs)",
              "holdout": "holdout (validation labels only select)"}
 
 
