@@ -70,7 +70,7 @@ def test_the_pipeline_reads_the_same_batches_from_disk():
 def _train(folder, out, *extra):
     cmd = [sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--strategy", "two_stage",
            "--data", str(folder), "--image-size", "32", "--val-per-class", "3", "--max-epochs", "1",
-           "--cache-views", "2", "--refit", "--seed", "1", "--out", str(out), *extra]
+           "--cache-views", "2", "--refit", "--select", "--seed", "1", "--out", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=kft_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout + proc.stderr

@@ -11,7 +11,7 @@ from kft.errors import KftError
 from test_run_safety import _assert_same_run, _cmd, _history, _kill_and_resume
 
 def _refit_cmd(out):
-    return _cmd(out) + ["--refit"]
+    return _cmd(out) + ["--refit", "--select"]
 
 
 def _fixed_cmd(out):

@@ -108,7 +108,7 @@ def _st_cmd(out, *extra):
 
 
 def _st_refit_cmd(out):
-    return _st_cmd(out, "--refit")
+    return _st_cmd(out, "--refit", "--select")
 
 
 def _kill_and_resume(cmd, run, point):

@@ -66,9 +66,10 @@ def test_every_example_plan_in_configs_loads(path):
         assert plan.to_dict() == strategies.build_plan("mobilenet_v2", plan.strategy).to_dict()
 
 
-def test_the_default_plan_is_lp_ft_top_with_refit():
+def test_the_default_plan_is_lp_ft_top_with_every_label_for_fixed_epochs():
     plan = resolve_plan("mobilenet_v2")
-    assert (plan.strategy, plan.refit, plan.cache_views) == ("lp_ft_top", True, 8)  # its own views; others 16
+    assert (plan.strategy, plan.refit, plan.select, plan.cache_views) == ("lp_ft_top", True, False, 8)  # its own views
+    assert resolve_plan("mobilenet_v2", strategy="two_stage").select is False  # every shipped plan: fixed
     assert resolve_plan("mobilenet_v2", strategy="two_stage").cache_views == 16
     assert resolve_plan("mobilenet_v2", cache_views=4).cache_views == 4  # the command line still decides
     assert resolve_plan("mobilenet_v2", refit=False).refit is False

@@ -17,9 +17,10 @@ def test_smoke_train_leaves_a_complete_run_directory(tmp_path):
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[probe] epoch 1/1" in out.stdout and "[top] epoch 1/1" in out.stdout
-    # the images go through the frozen prefix once; the top stage and the refit reuse those features
+    # the images go through the frozen prefix once; the top stage reuses those features
     assert out.stdout.count("(kept for every stage)") == 1, out.stdout
-    assert "refit: training a fresh model on all 300 labelled images (100 train + 200 validation)" in out.stdout
+    assert "fixed epochs: training on all 300 labelled images (100 train + 200 validation), no selection run" \
+        in out.stdout
 
     for name in ("config.yaml", "split.json", "labels.txt", "model.keras", "history.csv", "metrics.json",
                  "curves.png", "confusion.png"):
@@ -31,8 +32,8 @@ def test_smoke_train_leaves_a_complete_run_directory(tmp_path):
                 "per_class_accuracy", "confusion_matrix", "stages", "versions", "git_revision"):
         assert key in m, key
     assert (m["backbone"], m["strategy"], m["samples_per_class"], m["test_images"]) == ("mobilenet_v2", "lp_ft_top", 10, 200)
-    assert m["labels"]["protocol"] == "refit" and m["labels"]["final_model_trained_on"] == 300
-    assert [s["name"] for s in m["stages"]] == ["probe", "top", "refit-probe", "refit-top"]
+    assert m["labels"]["protocol"] == "fixed" and m["labels"]["final_model_trained_on"] == 300
+    assert [s["name"] for s in m["stages"]] == ["probe", "top"]
     assert all(s["epochs"] == 1 and s["trainable_params"] > 0 and s["cached"] for s in m["stages"][:2])
     assert m["stages"][1]["trainable_params"] > m["stages"][0]["trainable_params"]
     assert sum(map(sum, m["confusion_matrix"])) == 200
