@@ -271,3 +271,16 @@ def test_rows_say_the_label_protocol_and_labels_per_class():
     settings = cmp.CompareSettings(("mobilenet_v2",), ("two_stage",), (0,), (80,), Path("x"), refit=True)
     assert settings.command().split()[-3:] == ["--refit", "--out", "x"]
     assert "**refit**" in cmp.format_markdown(settings, [refit])
+
+
+def test_a_fixed_protocol_run_reports_without_a_validation_score():
+    """A fixed run trains on every label and has no validation score: the report says so."""
+    base = {"backbone": "mobilenet_v2", "strategy": "lp_ft_top", "seed": 0, "samples_per_class": 100,
+            "val_per_class": 100, "weights": "imagenet", "test_accuracy": 0.85, "val_accuracy": None,
+            "stages": [{"name": "probe", "epochs": 20}, {"name": "top", "epochs": 20}], "seconds": 290.0,
+            "labels": {"protocol": "fixed", "per_class": 200.0}}
+    rows = [cmp.row_from_metrics({**base, "seed": s, "test_accuracy": 0.85 + s / 100}) for s in (0, 1)]
+    md = cmp.format_markdown(cmp.CompareSettings(("mobilenet_v2",), ("lp_ft_top",), (0, 1), (100,), Path("x")), rows)
+    assert "**fixed**" in md
+    line = next(x for x in md.splitlines() if x.startswith("| mobilenet_v2 |") and "lp_ft_top" in x)
+    assert "| 85.50 ± 0.71 | – ± – | probe 20.0, top 20.0 |" in line

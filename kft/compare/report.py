@@ -115,7 +115,9 @@ def format_markdown(settings: CompareSettings, rows: list[dict]) -> str:
     for g in groups:
         sel = [r for r in rows if (r["backbone"], r["weights"], int(r["samples_per_class"]), r["strategy"])
                == (g.backbone, g.weights, g.samples_per_class, g.strategy)]
-        val_mean, val_std = mean_std([float(r["val_accuracy"]) for r in sel])
+        # a fixed-protocol run has no validation split left to score on
+        vals = [float(r["val_accuracy"]) for r in sel if r["val_accuracy"] not in (None, "")]
+        val_mean, val_std = mean_std(vals) if vals else (None, None)
         lines.append(f"| {g.backbone} | {_weights_cell(g.weights)} | {g.samples_per_class} | {g.strategy} | {g.n} | "
                      f"{_pct(g.mean)} ± {_pct(g.std)} | {_pct(val_mean)} ± {_pct(val_std)} | {_mean_epochs(sel)} | "
                      f"{np.mean([float(r['seconds']) for r in sel]):.0f} |")
