@@ -45,9 +45,9 @@ class SelfTraining:
     across classes; a fresh student is trained on labelled + kept images, with the plan's
     stages and augmentation as noise, and selected on the labelled validation split.
 
-    With ``Plan.refit`` the teacher is the refit model, and each student trains on every
-    label (training + validation) plus the kept images for exactly ``max_epochs`` per stage:
-    no validation split is left to stop it early.
+    With ``Plan.refit`` (the refit or fixed protocol) the teacher is the model trained on
+    every label, and each student trains on every label (training + validation) plus the kept
+    images for exactly ``max_epochs`` per stage: no validation split is left to stop it early.
 
     ``student``: ``fresh`` trains every stage from the run's initial weights; ``top`` trains
     only the first stage's blocks (afresh) on the teacher's lower blocks, which it keeps

@@ -14,8 +14,9 @@ what 2 CPU cores can afford:
 3. a student starts from the run's initial weights and trains with the plan's stages on
    labelled + kept images, with augmented cached views and dropout as its noise; early
    stopping and the restored best epoch are decided on the labelled validation split only.
-   After a refit (``Plan.refit``) the refit model teaches, and the student learns from every
-   label plus the kept images for a fixed number of epochs: no labels are left to select on.
+   With ``Plan.refit`` (refit or fixed protocol) the model trained on every label teaches, and
+   the student learns from every label plus the kept images for a fixed number of epochs: no
+   labels are left to select on.
    A ``top`` student (``SelfTraining.student``) starts only the first stage's blocks afresh,
    keeps the teacher's lower blocks frozen and trains that one stage: the later stages'
    blocks are where a fresh student spends most of its time.

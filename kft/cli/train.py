@@ -62,13 +62,13 @@ def plan(backbone, strategy, out):
               help="Every label you have per class: 80% train / 20% select the epochs, then all of them "
                    "train the final model (implies --refit; with --no-select all of them train from the start).")
 @click.option("--refit/--no-refit", default=None,
-              help="After selection, retrain from scratch on train + validation images (the shipped plans' "
-                   "default; --no-refit: the validation labels only select, as in a holdout study). With "
-                   "--unlabeled the refit model teaches and the student trains on every label.")
+              help="Every label (train + validation) trains the final model (the shipped plans' default; "
+                   "see --select); --no-refit: the validation labels only select, as in a holdout study. With "
+                   "--unlabeled that model teaches and the student trains on every label.")
 @click.option("--select/--no-select", default=None,
-              help="With refit: choose each stage's epochs on the validation split first (--select), or skip "
-                   "that run and train every label for each stage's planned epochs (--no-select, the fixed "
-                   "protocol).")
+              help="With refit: choose each stage's epochs on the validation split first, then retrain on "
+                   "every label (--select), or skip that run and train every label for each stage's planned "
+                   "epochs (--no-select, the fixed protocol: the shipped plans' default).")
 @click.option("--image-size", type=int, help="Backbone resolution; images are upsampled inside the model.")
 @click.option("--class-weight", type=click.Choice(["none", "balanced"]),
               help="balanced: weight each class's loss by n / (classes x its count), for imbalanced folders.")
