@@ -435,9 +435,10 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
 
     teaching = None if not plan.unlabeled else _Teaching(run, plan, selection, seed, features.base)
     students = _rounds_start(plan)
+    selects = _selects(plan)
+    every_label = n if selects else 0  # the step where every label starts training (refit or fixed)
     for i in range(first, _steps(plan)):
-        # refit phase: every label trains; after a selection run (steps n..2n-1) or from the start
-        refit = plan.refit and (n <= i < 2 * n if plan.select else i < n)
+        refit = plan.refit and every_label <= i < every_label + n
         stage, epochs, skip = plan.stages[i % n], None, "its selection run kept the incoming weights (0 epochs)"
         if teaching is not None and i >= students:  # self-training: round r's student
             r, st = (i - students) // n + 1, plan.self_training
@@ -455,20 +456,20 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             if st.student == "top" and i % n:
                 epochs, skip = 0, "a top student trains the first stage's blocks only (self_training.student)"
         if refit:
-            epochs = state.stages[i - n].best_epoch if plan.select else stage.max_epochs
-            if i == (n if plan.select else 0) or i == first:  # entering the refit phase (or resuming inside it)
+            epochs = state.stages[i - n].best_epoch if selects else stage.max_epochs
+            if i == every_label or i == first:  # entering the refit phase (or resuming inside it)
                 data = selection.for_refit()
                 features.refit(data)
-            if not plan.select and i == 0 and state.stage is None:
-                _log.info(f"fixed epochs: training on all {len(data.train.y)} labelled images "
-                    f"({len(selection.train.y)} train + {len(selection.val.y)} validation), no selection run: "
-                    f"{', '.join(f'{s.name} {s.max_epochs}' for s in plan.stages)}")
-            if plan.select and i == n and state.stage is None:  # not when resumed mid-stage
+            labels = f"all {len(data.train.y)} labelled images ({len(selection.train.y)} train + " \
+                     f"{len(selection.val.y)} validation)"
+            if i == every_label and state.stage is None and selects:  # not when resumed mid-stage
                 _reset_to_initial(model, plan, data, seed, weights)
-                _log.info(f"refit: training a fresh model on all {len(data.train.y)} labelled images "
-                    f"({len(selection.train.y)} train + {len(selection.val.y)} validation) for the selected "
-                    f"epochs: {', '.join(f'{s.name} {r.best_epoch}' for s, r in zip(plan.stages, state.stages))}")
-            if plan.select:
+                _log.info(f"refit: training a fresh model on {labels} for the selected epochs: "
+                          f"{', '.join(f'{s.name} {r.best_epoch}' for s, r in zip(plan.stages, state.stages))}")
+            elif i == every_label and state.stage is None:
+                _log.info(f"fixed epochs: training on {labels}, no selection run: "
+                          f"{', '.join(f'{s.name} {s.max_epochs}' for s in plan.stages)}")
+            if selects:
                 stage = dataclasses.replace(stage, name=REFIT_PREFIX + stage.name)
         if i == first and i % n != 0 and state.stage is None and state.rng is not None:
             # resumed at a stage boundary: dropout's generator continues where the last stage left it
