@@ -460,15 +460,16 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             if i == every_label or i == first:  # entering the refit phase (or resuming inside it)
                 data = selection.for_refit()
                 features.refit(data)
-            labels = f"all {len(data.train.y)} labelled images ({len(selection.train.y)} train + " \
-                     f"{len(selection.val.y)} validation)"
-            if i == every_label and state.stage is None and selects:  # not when resumed mid-stage
-                _reset_to_initial(model, plan, data, seed, weights)
-                _log.info(f"refit: training a fresh model on {labels} for the selected epochs: "
-                          f"{', '.join(f'{s.name} {r.best_epoch}' for s, r in zip(plan.stages, state.stages))}")
-            elif i == every_label and state.stage is None:
-                _log.info(f"fixed epochs: training on {labels}, no selection run: "
-                          f"{', '.join(f'{s.name} {s.max_epochs}' for s in plan.stages)}")
+            if i == every_label and state.stage is None:  # not when resumed mid-stage
+                labels = (f"all {len(data.train.y)} labelled images ({len(selection.train.y)} train + "
+                          f"{len(selection.val.y)} validation)")
+                if selects:
+                    _reset_to_initial(model, plan, data, seed, weights)
+                    _log.info(f"refit: training a fresh model on {labels} for the selected epochs: "
+                              f"{', '.join(f'{s.name} {r.best_epoch}' for s, r in zip(plan.stages, state.stages))}")
+                else:
+                    _log.info(f"fixed epochs: training on {labels}, no selection run: "
+                              f"{', '.join(f'{s.name} {s.max_epochs}' for s in plan.stages)}")
             if selects:
                 stage = dataclasses.replace(stage, name=REFIT_PREFIX + stage.name)
         if i == first and i % n != 0 and state.stage is None and state.rng is not None:

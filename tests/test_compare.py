@@ -271,6 +271,13 @@ def test_rows_say_the_label_protocol_and_labels_per_class():
     settings = cmp.CompareSettings(("mobilenet_v2",), ("two_stage",), (0,), (80,), Path("x"), refit=True)
     assert settings.command().split()[-3:] == ["--refit", "--out", "x"]
     assert "**refit**" in cmp.format_markdown(settings, [refit])
+    # the refit protocol, now that the shipped plans default to fixed: --select, in the command and every plan
+    settings = cmp.CompareSettings(("mobilenet_v2",), ("two_stage", "lp_ft_top"), (0,), (80,), Path("x"), select=True)
+    assert settings.command().split()[-3:] == ["--select", "--out", "x"]
+    assert {job.plan.select for job in cmp.plan_jobs(settings)} == {True}
+    assert "**refit**" in cmp.format_markdown(settings, [])
+    default = cmp.CompareSettings(("mobilenet_v2",), ("two_stage",), (0,), (80,), Path("x"))
+    assert {job.plan.select for job in cmp.plan_jobs(default)} == {False}
 
 
 def test_a_fixed_protocol_run_reports_without_a_validation_score():

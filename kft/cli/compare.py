@@ -28,7 +28,9 @@ from kft.errors import KftError
 @click.option("--cache", type=click.Choice(["auto", "off"]), help="Frozen-prefix feature cache.")
 @click.option("--cache-views", type=int, help="Augmented views per image in the cache.")
 @click.option("--refit/--no-refit", default=None,
-              help="Label protocol: after selection, retrain on training + validation labels (see kft train).")
+              help="Label protocol: every label trains the final model, or (--no-refit) holdout (see kft train).")
+@click.option("--select/--no-select", default=None,
+              help="With refit: select each stage's epochs first (refit protocol), or not (fixed; see kft train).")
 @click.option("--out", type=click.Path(file_okay=False), help="Compare folder (default runs/compare-<time>); "
               "rerun with the same --out to continue.")
 @click.option("--jobs", type=int, default=1, show_default=True,
@@ -37,7 +39,7 @@ from kft.errors import KftError
               help="Train nothing: print a `kft train` line per missing run (for a cluster scheduler); "
                    "the same `kft compare` afterwards collects the finished runs.")
 def compare(backbones, strategies, seeds, samples_per_class, weights, val_per_class, image_size, data_dir,
-            max_epochs, limit_test, cache, cache_views, refit, out, jobs, print_jobs):
+            max_epochs, limit_test, cache, cache_views, refit, select, out, jobs, print_jobs):
     """Train every backbone x strategy x seed; tables, paired statistics and plots."""
     from kft.compare.grid import compare as run_compare
     from kft.compare.settings import CompareSettings
@@ -50,7 +52,7 @@ def compare(backbones, strategies, seeds, samples_per_class, weights, val_per_cl
         out=Path(out) if out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}",
         weights=weights, val_per_class=val_per_class, image_size=image_size, max_epochs=max_epochs,
         limit_test=limit_test, cache=cache, cache_views=cache_views, data_dir=str(data_dir) if data_dir else None,
-        refit=refit)
+        refit=refit, select=select)
     if any(n < 1 for n in settings.samples_per_class):
         raise KftError("--samples-per-class: every value must be at least 1")
     result = run_compare(settings, jobs=jobs, print_jobs=print_jobs)

@@ -100,8 +100,8 @@ def plan(backbone, strategy, out):
 @click.option("--resume", type=click.Path(), help="Continue an interrupted run folder.")
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, select,
-          image_size, class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, student_epochs, student,
-          seed, weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
+          image_size, class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, student_epochs,
+          student, seed, weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
           overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
     from kft import api

@@ -59,7 +59,7 @@ def plan_jobs(settings: CompareSettings) -> list[Job]:
                 plans[b, s, n] = resolve_plan(
                     b, s, None, samples_per_class=n, val_per_class=settings.val_per_class,
                     image_size=settings.image_size, cache=settings.cache, cache_views=settings.cache_views,
-                    max_epochs=settings.max_epochs, refit=settings.refit)
+                    max_epochs=settings.max_epochs, refit=settings.refit, select=settings.select)
     runs = Path(settings.out) / "runs"
     return [Job(b, s, seed, n, plans[b, s, n], runs / run_name(b, s, seed, n))
             for n in settings.samples_per_class for seed in settings.seeds

@@ -75,10 +75,15 @@ PROTOCOLS = {"refit": "**refit** (after selection, the final model trains on tra
 
 
 def _protocol(settings: CompareSettings, rows: list[dict]) -> str:
-    """The label protocol the finished runs used (what ``--refit/--no-refit`` asked, before any finished)."""
+    """The label protocol the finished runs used (what ``--refit``/``--select`` asked, before any finished)."""
     used = sorted({r.get("label_protocol", "holdout") for r in rows})  # rows of old runs: holdout
-    if not used:
-        used = ["each plan's"] if settings.refit is None else ["refit" if settings.refit else "holdout"]
+    if not used:  # what the settings ask for
+        if settings.refit is False:
+            used = ["holdout"]
+        elif settings.select is not None:
+            used = ["refit" if settings.select else "fixed"]
+        else:
+            used = ["each plan's"]
     return " and ".join(PROTOCOLS.get(p, p) for p in used)
 
 

@@ -22,7 +22,8 @@ CSV_COLUMNS = ("backbone", "strategy", "seed", "samples_per_class", "weights", "
 REQUIRED_METRICS = ("backbone", "strategy", "seed", "samples_per_class", "weights", "test_accuracy",
                     "val_accuracy", "stages", "seconds")
 # Settings that must not change between invocations writing into the same folder.
-FIXED_KEYS = ("weights", "val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views", "refit")
+FIXED_KEYS = ("weights", "val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views", "refit",
+              "select")
 
 
 
@@ -44,7 +45,8 @@ class CompareSettings:
     cache: str | None = None
     cache_views: int | None = None
     data_dir: str | None = None
-    refit: bool | None = None  # None: each plan's (the shipped ones refit); True: retrain on train + validation
+    refit: bool | None = None  # None: each plan's (the shipped ones: every label trains); False: holdout
+    select: bool | None = None  # None: each plan's (the shipped ones: fixed); True: refit after selection
 
     def fixed(self) -> dict:
         return {k: getattr(self, k) for k in FIXED_KEYS}
@@ -65,6 +67,8 @@ class CompareSettings:
                 args += [f"--{key.replace('_', '-')}", str(value)]
         if self.refit is not None:
             args.append("--refit" if self.refit else "--no-refit")
+        if self.select is not None:
+            args.append("--select" if self.select else "--no-select")
         return args
 
 
