@@ -29,7 +29,7 @@ HEAD = "head"
 # select False (the fixed protocol): no selection run; each stage trains its max_epochs on every
 # label. The refit runs' validation curves were flat at the end of the cosine schedule (top stage
 # 0.839 vs its best 0.842 at epoch 20, seed 0), and on MobileNetV2 fixed scored 85.88 +- 0.12%
-# against refit's 85.84 +- 0.57 (3 seeds) in about 290 s instead of 390-450 s (docs/results.md).
+# against refit's 85.84 +- 0.57 (3 seeds) in 293-295 s instead of 391 s for seed 0 (docs/results.md).
 PLAN_DEFAULTS = {"image_size": 160, "dropout": 0.5, "batch_size": 32, "cache": "auto", "cache_views": 16,
                  "refit": True, "select": False}
 BACKBONE_OVERRIDES: dict[str, dict] = {}  # backbone -> plan options that differ from PLAN_DEFAULTS
