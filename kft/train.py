@@ -376,15 +376,10 @@ REFIT_PREFIX = "refit-"  # a refit stage's name: refit-<stage>
 STUDENT_PREFIX = "student"  # a self-training student's stage name: student<round>-<stage>
 
 
-def _selects(plan: Plan) -> bool:
-    """Whether the run has a refit phase after a selection run (the ``refit`` protocol)."""
-    return plan.refit and plan.select
-
-
 def _rounds_start(plan: Plan) -> int:
     """The step where self-training's first student begins: after the teacher's stages (and
     their refit)."""
-    return len(plan.stages) * (2 if _selects(plan) else 1)
+    return len(plan.stages) * (2 if protocol(plan) == "refit" else 1)
 
 
 def _steps(plan: Plan) -> int:
@@ -435,7 +430,7 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
 
     teaching = None if not plan.unlabeled else _Teaching(run, plan, selection, seed, features.base)
     students = _rounds_start(plan)
-    selects = _selects(plan)
+    selects = protocol(plan) == "refit"  # a selection run, then every label for its epoch counts
     every_label = n if selects else 0  # the step where every label starts training (refit or fixed)
     for i in range(first, _steps(plan)):
         refit = plan.refit and every_label <= i < every_label + n
