@@ -43,6 +43,7 @@ _log = logging.getLogger(__name__)
 FOLDER = "self-training"
 REPORT = "self-training.json"
 POOL = "pool.json"  # the pool's CIFAR-10 rows or files, in the order row numbers refer to
+PROBE_HEAD = "teacher-probe-head.npz"  # the head the teacher's probe stage learned (SelfTraining.probe)
 
 
 def round_file(run: Path, r: int) -> Path:
@@ -154,6 +155,35 @@ def write_pool_info(run: Path, pool, spec: str) -> None:
                                "listing": f"{FOLDER}/{POOL}"},
                   pool_skipped=[[p, why] for p, why in pool.skipped])
     atomic.write_json(Path(run) / REPORT, report)
+
+
+def _head_weights(model) -> list:
+    from kft.backbones.registry import HEAD_BLOCK
+    from kft.model import block_layers
+
+    return [w for layer in block_layers(model)[HEAD_BLOCK] for w in layer.weights]
+
+
+def save_probe_head(run: Path, model) -> None:
+    """The head's weights after the teacher's probe stage, for its students (atomic)."""
+    with atomic.atomic_path(Path(run) / FOLDER / PROBE_HEAD) as tmp:
+        with open(tmp, "wb") as f:
+            np.savez(f, *[np.asarray(w) for w in _head_weights(model)])
+
+
+def load_probe_head(run: Path, model) -> bool:
+    """Give ``model`` the teacher's probe head; False (and nothing changed) when the run has none."""
+    path = Path(run) / FOLDER / PROBE_HEAD
+    if not path.exists():
+        return False
+    with np.load(path, allow_pickle=False) as z:
+        saved = [z[f"arr_{k}"] for k in range(len(z.files))]
+    weights = _head_weights(model)
+    if [w.shape for w in saved] != [tuple(v.shape) for v in weights]:
+        raise ValueError(f"{path}: saved head shapes {[w.shape for w in saved]} do not fit this model")
+    for v, w in zip(weights, saved):
+        v.assign(w)
+    return True
 
 
 def student_data(data, pool, rows: np.ndarray, targets: np.ndarray):

@@ -29,6 +29,7 @@ import numpy as np
 
 from kft import fold, killpoints, optim, pipeline
 from kft.augment import TRAIN_BATCHES, batch_seeds, make_augmenter
+from kft.backbones.registry import HEAD_BLOCK
 from kft.cache import FeatureCache
 from kft.callbacks import (Callback, CallbackList, Checkpoint, EarlyStopping, EpochLog, HistoryCSV,
                            KerasCallbacks, TensorBoardLog)
@@ -450,6 +451,9 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
                 epochs = stage.max_epochs
             if st.student == "top" and i % n:
                 epochs, skip = 0, "a top student trains the first stage's blocks only (self_training.student)"
+            if i % n == 0 and state.stage is None and teaching.reuses_probe(model):
+                epochs, skip = 0, ("its head starts as the teacher's probe head, learned on the same frozen "
+                                   "network (self_training.probe)")
         if refit:
             epochs = state.stages[i - n].best_epoch if selects else stage.max_epochs
             if i == every_label or i == first:  # entering the refit phase (or resuming inside it)
@@ -472,6 +476,8 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             for v, a in zip(dropout_rng_variables(model), state.rng, strict=True):
                 v.assign(a)
         persist = [HistoryCSV(run, state), TensorBoardLog(run, state), Checkpoint(run, model, state, t_start)]
+        if teaching is not None and i < students and i % n == 0 and teaching.probes(stage):
+            persist.insert(0, teaching.ProbeHead(run, model))  # the teacher's probe head, for its students
         if epochs == 0:  # a refit stage whose selection kept its incoming weights, or a top student's later stage
             record = StageRecord(stage.name, 0, None, 0, 0.0, 0, False, 0.0)
             _log.info(f"[{stage.name}] skipped: {skip}")
@@ -531,6 +537,37 @@ class _Teaching:
                   f"(per class {summary['kept_per_class']}), mean confidence {summary['mean_confidence']}"
                   + (f", pseudo-labels right {right:.1%} (held-back labels, report only)" if right is not None else "")
                   + (f"; teacher test accuracy {teacher_test:.4f}" if teacher_test is not None else ""))
+
+    def probes(self, stage) -> bool:
+        """Whether ``stage``, a model's first, is a linear probe whose head a fresh student can
+        start from (the plan goes on to train more blocks; see ``SelfTraining.probe``)."""
+        st = self.plan.self_training
+        return (st.student == "fresh" and st.probe == "teacher" and len(self.plan.stages) > 1
+                and list(stage.trainable) == [HEAD_BLOCK])
+
+    def reuses_probe(self, model) -> bool:
+        """Give a fresh student, at its initial weights, the teacher's probe head; False when the
+        plan does not reuse it or the run has none (a run the older code began)."""
+        from kft import selftrain
+
+        if not self.probes(self.plan.stages[0]):
+            return False
+        if selftrain.load_probe_head(self.run, model):
+            return True
+        _log.info("no saved teacher probe head in this run: the student trains its own probe")
+        return False
+
+    class ProbeHead(Callback):
+        """Saves the head at the end of the teacher's probe stage (after early stopping restored
+        its best epoch, before the checkpoint that marks the stage done)."""
+
+        def __init__(self, run, model):
+            self.run, self.model = run, model
+
+        def on_stage_end(self, trainer, record):
+            from kft import selftrain
+
+            selftrain.save_probe_head(self.run, self.model)
 
     def student(self, model, r: int):
         """Round ``r``'s student data (labelled + kept images) and its feature cache; after a

@@ -64,6 +64,10 @@ def test_plan_keys_and_cli_overrides_are_checked():
     d["self_training"] = {"student": "bottom"}
     with pytest.raises(KftError, match="student: 'bottom' is not one of fresh, top"):
         plan_from_dict(d)
+    d["self_training"] = {"probe": "borrow"}
+    with pytest.raises(KftError, match="probe: 'borrow' is not one of teacher, train"):
+        plan_from_dict(d)
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_probe="train").self_training.probe == "train"
 
 
 def test_a_folder_pool_reads_every_image_below_it_and_skips_broken_ones(tmp_path):
@@ -314,3 +318,56 @@ def test_a_top_student_resumed_at_its_round_equals_the_uninterrupted_one(tmp_pat
     out = _kill_and_resume(_top_cmd, run, "stage-start:2")
     _assert_same_run(run, reference)
     assert "[student1-stage2] skipped: a top student" in out
+
+
+def _probe_cmd(out, *extra):
+    """A tiny fixed-protocol lp_ft_top run whose fresh student starts from the teacher's probe head."""
+    return tiny_run_cmd(out, "--strategy", "lp_ft_top", "--refit", "--no-select", "--unlabeled", "cifar10-rest",
+                        "--pool-limit", "200", "--pseudo-per-class", "5", *extra)
+
+
+def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe(tmp_path):
+    """lp_ft_top's students: the probe stage is not trained again; the top stage starts from the
+    run's initial blocks with the head the teacher's probe stage ended with."""
+    from conftest import require_env
+    from kft import api
+
+    require_env("KFT_DATA_DIR")
+    seen = _BlockWeights()
+    run = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
+                    samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
+                    cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
+                    out=tmp_path / "run", callbacks=[seen])
+    m = json.loads((run / "metrics.json").read_text())
+    assert [(s["name"], s["epochs"]) for s in m["stages"]] == [
+        ("probe", 2), ("top", 2), ("student1-probe", 0), ("student1-top", 2)]
+    w = seen.seen
+    start, probed, taught = w[("probe", "begin")], w[("probe", "end")], w[("top", "end")]
+    student = w[("student1-top", "begin")]
+    assert not _same(probed["head"], start["head"]) and not _same(taught["head"], probed["head"])
+    assert _same(student["head"], probed["head"])  # the teacher's probe head, not its final one
+    for block in ("layer3", "layer4"):  # the rest of the student is the run's initial network
+        assert _same(student[block], start[block]) and not _same(taught[block], start[block])
+    with np.load(run / "self-training" / selftrain.PROBE_HEAD) as z:
+        assert _same([z[f"arr_{k}"] for k in range(len(z.files))], probed["head"])
+    # --student-probe train: the student probes again on its own images
+    again = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
+                      samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
+                      cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
+                      student_probe="train", out=tmp_path / "again")
+    m = json.loads((again / "metrics.json").read_text())
+    assert [(s["name"], s["epochs"]) for s in m["stages"]][2:] == [("student1-probe", 2), ("student1-top", 2)]
+
+
+def test_a_student_resumed_at_its_skipped_probe_equals_the_uninterrupted_one(tmp_path_factory, tmp_path):
+    """Killed as the skipped probe stage ends (before its checkpoint), the resumed run resets
+    the student and loads the teacher's probe head from the run folder again."""
+    from conftest import require_env
+
+    require_env("KFT_DATA_DIR")
+    reference, log = finished_run(tmp_path_factory, "probe-head", _probe_cmd)
+    assert "[student1-probe] skipped: its head starts as the teacher's probe head" in log
+    run = tmp_path / "run"
+    out = _kill_and_resume(_probe_cmd, run, "stage-done:2")
+    _assert_same_run(run, reference)
+    assert "round 1: kept" not in out and "[student1-probe] skipped" in out

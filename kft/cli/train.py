@@ -85,6 +85,9 @@ def plan(backbone, strategy, out):
 @click.option("--student", type=click.Choice(["fresh", "top"]),
               help="Self-training student: fresh (every stage anew, default) or top (only the first stage's "
                    "blocks anew, on the teacher's frozen lower blocks: a quarter of the student's time).")
+@click.option("--student-probe", type=click.Choice(["teacher", "train"]),
+              help="A fresh student's linear-probe stage: start from the teacher's probe head and skip it "
+                   "(teacher, default) or train it again on the student's images (train).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
@@ -101,7 +104,7 @@ def plan(backbone, strategy, out):
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, select,
           image_size, class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, student_epochs,
-          student, seed, weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
+          student, student_probe, seed, weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
           overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
     from kft import api
@@ -120,7 +123,7 @@ def train(backbone, strategy, config_path, samples_per_class, val_per_class, lab
                     cache=cache, cache_views=cache_views, data_budget_mb=data_budget_mb, max_epochs=max_epochs,
                     labels_per_class=labels_per_class, refit=refit, select=select, unlabeled=unlabeled, rounds=rounds,
                     pseudo_per_class=pseudo_per_class, pool_limit=pool_limit, student_epochs=student_epochs,
-                    student=student)
+                    student=student, student_probe=student_probe)
     click.echo(f"run folder: {run}")
 
 
