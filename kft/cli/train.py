@@ -81,7 +81,7 @@ def plan(backbone, strategy, out):
 @click.option("--pseudo-per-class", type=int,
               help="Unlabelled images kept per predicted class and round (the most confident), default 1000.")
 @click.option("--pool-limit", type=int, help="Use a seeded sample of at most this many unlabelled images.")
-@click.option("--student-epochs", type=int, help="At most this many epochs per student stage, default 10.")
+@click.option("--student-epochs", type=int, help="At most this many epochs per student stage, default 12.")
 @click.option("--student", type=click.Choice(["fresh", "top"]),
               help="Self-training student: fresh (every stage anew, default) or top (only the first stage's "
                    "blocks anew, on the teacher's frozen lower blocks: a quarter of the student's time).")
