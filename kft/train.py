@@ -477,7 +477,7 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
                 v.assign(a)
         persist = [HistoryCSV(run, state), TensorBoardLog(run, state), Checkpoint(run, model, state, t_start)]
         if teaching is not None and i < students and i % n == 0 and teaching.probes(stage):
-            persist.insert(0, teaching.ProbeHead(run, model))  # the teacher's probe head, for its students
+            persist.insert(0, _SaveProbeHead(run, model))
         if epochs == 0:  # a refit stage whose selection kept its incoming weights, or a top student's later stage
             record = StageRecord(stage.name, 0, None, 0, 0.0, 0, False, 0.0)
             _log.info(f"[{stage.name}] skipped: {skip}")
@@ -491,6 +491,19 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
         state = state.after(record, record.history, time.time() - t_start)
     _finish(run, model, plan, selection, seed, weights, state.history, [s.to_dict() for s in state.stages],
             t_start, replicas(strategy))
+
+
+class _SaveProbeHead(Callback):
+    """Saves the head at the end of the teacher's probe stage, for its students: after early
+    stopping restored the best epoch, before the checkpoint that marks the stage done."""
+
+    def __init__(self, run, model):
+        self.run, self.model = run, model
+
+    def on_stage_end(self, trainer, record):
+        from kft import selftrain
+
+        selftrain.save_probe_head(self.run, self.model)
 
 
 class _Teaching:
@@ -556,18 +569,6 @@ class _Teaching:
             return True
         _log.info("no saved teacher probe head in this run: the student trains its own probe")
         return False
-
-    class ProbeHead(Callback):
-        """Saves the head at the end of the teacher's probe stage (after early stopping restored
-        its best epoch, before the checkpoint that marks the stage done)."""
-
-        def __init__(self, run, model):
-            self.run, self.model = run, model
-
-        def on_stage_end(self, trainer, record):
-            from kft import selftrain
-
-            selftrain.save_probe_head(self.run, self.model)
 
     def student(self, model, r: int):
         """Round ``r``'s student data (labelled + kept images) and its feature cache; after a

@@ -65,9 +65,10 @@ def test_plan_keys_and_cli_overrides_are_checked():
     with pytest.raises(KftError, match="student: 'bottom' is not one of fresh, top"):
         plan_from_dict(d)
     d["self_training"] = {"probe": "borrow"}
-    with pytest.raises(KftError, match="probe: 'borrow' is not one of teacher, train"):
+    with pytest.raises(KftError, match="probe: 'borrow' is not one of train, teacher"):
         plan_from_dict(d)
-    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_probe="train").self_training.probe == "train"
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").self_training.probe == "train"
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_probe="teacher").self_training.probe == "teacher"
 
 
 def test_a_folder_pool_reads_every_image_below_it_and_skips_broken_ones(tmp_path):
@@ -323,7 +324,7 @@ def test_a_top_student_resumed_at_its_round_equals_the_uninterrupted_one(tmp_pat
 def _probe_cmd(out, *extra):
     """A tiny fixed-protocol lp_ft_top run whose fresh student starts from the teacher's probe head."""
     return tiny_run_cmd(out, "--strategy", "lp_ft_top", "--refit", "--no-select", "--unlabeled", "cifar10-rest",
-                        "--pool-limit", "200", "--pseudo-per-class", "5", *extra)
+                        "--pool-limit", "200", "--pseudo-per-class", "5", "--student-probe", "teacher", *extra)
 
 
 def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe(tmp_path):
@@ -337,7 +338,7 @@ def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe
     run = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
                     samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
                     cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
-                    out=tmp_path / "run", callbacks=[seen])
+                    student_probe="teacher", out=tmp_path / "run", callbacks=[seen])
     m = json.loads((run / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]] == [
         ("probe", 2), ("top", 2), ("student1-probe", 0), ("student1-top", 2)]
@@ -350,11 +351,11 @@ def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe
         assert _same(student[block], start[block]) and not _same(taught[block], start[block])
     with np.load(run / "self-training" / selftrain.PROBE_HEAD) as z:
         assert _same([z[f"arr_{k}"] for k in range(len(z.files))], probed["head"])
-    # --student-probe train: the student probes again on its own images
+    # the default, --student-probe train: the student probes again on its own images
     again = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
                       samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
                       cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
-                      student_probe="train", out=tmp_path / "again")
+                      out=tmp_path / "again")
     m = json.loads((again / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]][2:] == [("student1-probe", 2), ("student1-top", 2)]
 

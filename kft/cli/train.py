@@ -81,13 +81,13 @@ def plan(backbone, strategy, out):
 @click.option("--pseudo-per-class", type=int,
               help="Unlabelled images kept per predicted class and round (the most confident), default 1000.")
 @click.option("--pool-limit", type=int, help="Use a seeded sample of at most this many unlabelled images.")
-@click.option("--student-epochs", type=int, help="At most this many epochs per student stage, default 12.")
+@click.option("--student-epochs", type=int, help="At most this many epochs per student stage, default 10.")
 @click.option("--student", type=click.Choice(["fresh", "top"]),
               help="Self-training student: fresh (every stage anew, default) or top (only the first stage's "
                    "blocks anew, on the teacher's frozen lower blocks: a quarter of the student's time).")
-@click.option("--student-probe", type=click.Choice(["teacher", "train"]),
-              help="A fresh student's linear-probe stage: start from the teacher's probe head and skip it "
-                   "(teacher, default) or train it again on the student's images (train).")
+@click.option("--student-probe", type=click.Choice(["train", "teacher"]),
+              help="A fresh student's linear-probe stage: train it on the student's images (train, default) or "
+                   "start from the teacher's probe head and skip it (teacher: faster, less accurate where measured).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
