@@ -668,6 +668,7 @@ def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float
         rows.append(row)
     st = plan.self_training
     return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "student": st.student,
+            "student_probe": st.probe if st.student == "fresh" else None,
             "protocol": protocol(plan),
             "targets": st.targets, "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
 

@@ -342,6 +342,7 @@ def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe
     m = json.loads((run / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]] == [
         ("probe", 2), ("top", 2), ("student1-probe", 0), ("student1-top", 2)]
+    assert m["self_training"]["student_probe"] == "teacher"
     w = seen.seen
     start, probed, taught = w[("probe", "begin")], w[("probe", "end")], w[("top", "end")]
     student = w[("student1-top", "begin")]
@@ -358,6 +359,8 @@ def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe
                       out=tmp_path / "again")
     m = json.loads((again / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]][2:] == [("student1-probe", 2), ("student1-top", 2)]
+    assert m["self_training"]["student_probe"] == "train"
+    assert not (again / "self-training" / selftrain.PROBE_HEAD).exists()
 
 
 def test_a_student_resumed_at_its_skipped_probe_equals_the_uninterrupted_one(tmp_path_factory, tmp_path):
