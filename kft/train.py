@@ -451,7 +451,7 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
                 epochs = stage.max_epochs
             if st.student == "top" and i % n:
                 epochs, skip = 0, "a top student trains the first stage's blocks only (self_training.student)"
-            if i % n == 0 and state.stage is None and teaching.reuses_probe(model):
+            if i % n == 0 and state.stage is None and teaching.give_probe_head(model):
                 epochs, skip = 0, ("its head starts as the teacher's probe head, learned on the same frozen "
                                    "network (self_training.probe)")
         if refit:
@@ -476,7 +476,7 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             for v, a in zip(dropout_rng_variables(model), state.rng, strict=True):
                 v.assign(a)
         persist = [HistoryCSV(run, state), TensorBoardLog(run, state), Checkpoint(run, model, state, t_start)]
-        if teaching is not None and i < students and i % n == 0 and teaching.probes(stage):
+        if teaching is not None and teaching.shares_probe and i < students and i % n == 0:
             persist.insert(0, _SaveProbeHead(run, model))
         if epochs == 0:  # a refit stage whose selection kept its incoming weights, or a top student's later stage
             record = StageRecord(stage.name, 0, None, 0, 0.0, 0, False, 0.0)
@@ -522,6 +522,10 @@ class _Teaching:
             _log.warning(f"skipped {path}: {reason}")
         selftrain.write_pool_info(run, self.pool, plan.unlabeled)
         self.features = None  # the pool's prefix features: computed when a teacher first needs them
+        # the plan's first stage is a linear probe whose head the teacher saves for its fresh
+        # students (SelfTraining.probe), and the plan goes on to train more blocks
+        self.shares_probe = (st.student == "fresh" and st.probe == "teacher" and len(plan.stages) > 1
+                             and list(plan.stages[0].trainable) == [HEAD_BLOCK])
 
     def label_pool(self, model, r: int, features: FeatureCache) -> None:
         """Round ``r``'s pseudo-labels from ``model`` (the teacher), unless a resumed run has them."""
@@ -551,19 +555,12 @@ class _Teaching:
                   + (f", pseudo-labels right {right:.1%} (held-back labels, report only)" if right is not None else "")
                   + (f"; teacher test accuracy {teacher_test:.4f}" if teacher_test is not None else ""))
 
-    def probes(self, stage) -> bool:
-        """Whether ``stage``, a model's first, is a linear probe whose head a fresh student can
-        start from (the plan goes on to train more blocks; see ``SelfTraining.probe``)."""
-        st = self.plan.self_training
-        return (st.student == "fresh" and st.probe == "teacher" and len(self.plan.stages) > 1
-                and list(stage.trainable) == [HEAD_BLOCK])
-
-    def reuses_probe(self, model) -> bool:
+    def give_probe_head(self, model) -> bool:
         """Give a fresh student, at its initial weights, the teacher's probe head; False when the
-        plan does not reuse it or the run has none (a run the older code began)."""
+        plan does not share it or the run has none (a run the older code began)."""
         from kft import selftrain
 
-        if not self.probes(self.plan.stages[0]):
+        if not self.shares_probe:
             return False
         if selftrain.load_probe_head(self.run, model):
             return True
