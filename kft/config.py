@@ -72,6 +72,7 @@ class SelfTraining:
     pool_limit: int | None = None  # use at most this many pool images (seeded sample)
     student: str = "fresh"  # fresh: all stages from the initial weights; top: the first stage's blocks only
     probe: str = "train"  # a fresh student's head-only first stage: train it, or the teacher's probe head (teacher)
+    mixup: float = 0.0  # the students' stages' ``Stage.mixup`` (their own noise); the teacher's stages keep theirs
 
 
 @dataclass
@@ -87,6 +88,10 @@ class Stage:
     weight_decay: float = 0.0
     label_smoothing: float = 0.1
     momentum: float = 0.9  # sgd only
+    # Mixup (Zhang et al. 2018): each training input becomes lam * itself + (1 - lam) * another
+    # of its batch, and so does its target, with lam ~ Beta(mixup, mixup) per input. On cached
+    # features it mixes at the stage's cut, as manifold mixup does (Verma et al. 2019). 0: off.
+    mixup: float = 0.0
 
 
 @dataclass
@@ -209,7 +214,12 @@ def validate(plan: Plan) -> Plan:
         _check(_pos_int(s.patience), f"{where}.patience must be a positive integer, got {s.patience!r}")
         _check(s.weight_decay >= 0, f"{where}.weight_decay must be >= 0")
         _check(0 <= s.label_smoothing < 1, f"{where}.label_smoothing must be in [0, 1)")
+        _check(_mixup_ok(s.mixup), f"{where}.mixup must be a number >= 0 (0: off), got {s.mixup!r}")
     return plan
+
+
+def _mixup_ok(alpha) -> bool:
+    return isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha >= 0
 
 
 TARGETS = ("soft", "hard")
@@ -231,6 +241,7 @@ def _check_self_training(plan: Plan, _pos_int) -> None:
     _check(st.targets in TARGETS, f"self_training.targets: {st.targets!r} is not one of {', '.join(TARGETS)}")
     _check(st.student in STUDENTS, f"self_training.student: {st.student!r} is not one of {', '.join(STUDENTS)}")
     _check(st.probe in PROBES, f"self_training.probe: {st.probe!r} is not one of {', '.join(PROBES)}")
+    _check(_mixup_ok(st.mixup), f"self_training.mixup must be a number >= 0 (0: off), got {st.mixup!r}")
     if plan.unlabeled is not None:
         _check(plan.distribute == "none", "unlabeled images: self-training runs with distribute none only")
 
@@ -262,7 +273,7 @@ def strategy_plan(backbone: str, strategy: str | None = None) -> Plan:
 
 SELF_TRAINING_OPTIONS = {"rounds": "rounds", "pseudo_per_class": "per_class", "pool_limit": "pool_limit",
                          "student_epochs": "max_epochs", "student": "student",
-                         "student_probe": "probe"}  # CLI -> self_training key
+                         "student_probe": "probe", "student_mixup": "mixup"}  # CLI -> self_training key
 
 
 def with_overrides(plan: Plan, **overrides) -> Plan:
@@ -299,8 +310,9 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
             raise KftError(f"{config_path} is a plan for {plan.backbone!r}, not {backbone!r}")
     else:
         plan = strategy_plan(backbone, strategy)
+    counts = [k for k in SELF_TRAINING_OPTIONS if k != "student_mixup"]  # mixup 0 is off, not a count
     for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class",
-                *SELF_TRAINING_OPTIONS):
+                *counts):
         v = overrides.get(key)
         if isinstance(v, int) and v <= 0:  # anything else is for validate() to name
             raise KftError(f"--{key.replace('_', '-')} must be positive, got {v}")

@@ -15,6 +15,8 @@ training step, not the input, is the bottleneck, so there is nothing to tune).
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 
 PARALLEL_CALLS = 2
@@ -36,6 +38,32 @@ def _mapped(ds, fn):
     options = tf.data.Options()
     options.autotune.enabled = False
     return ds.map(fn, num_parallel_calls=PARALLEL_CALLS, deterministic=True).prefetch(PREFETCH).with_options(options)
+
+
+@dataclass
+class Mix:
+    """Mixup for an epoch's batches: ``weights[j]`` (lam) belongs to the j-th image of the epoch's
+    order. Each image of a batch is mixed with the batch's mirror image (the first with the
+    last ...; the batch order is random, so the partner is too), and so are the targets: int
+    labels become one-hot over ``num_classes`` first."""
+
+    weights: np.ndarray  # float32, one per image of the epoch
+    num_classes: int
+
+    def batches(self, batch_size: int):
+        import tensorflow as tf
+
+        return tf.data.Dataset.from_tensor_slices(self.weights).batch(batch_size)
+
+    def __call__(self, x, y, lam):
+        import tensorflow as tf
+
+        x = tf.cast(x, tf.float32)
+        y = tf.cast(y, tf.float32) if y.dtype.is_floating else tf.one_hot(y, self.num_classes)
+        lx = tf.reshape(lam, tf.concat([tf.shape(lam), tf.ones([tf.rank(x) - 1], tf.int32)], 0))
+        x = lx * x + (1 - lx) * tf.reverse(x, [0])
+        y = lam[:, None] * y + (1 - lam[:, None]) * tf.reverse(y, [0])
+        return x, y
 
 
 def n_batches(n: int, batch_size: int) -> int:
@@ -71,11 +99,12 @@ def _rows(images):
 
 
 def image_batches(images, labels, batch_size: int, *, order: np.ndarray | None = None, augmenter=None,
-                  seeds: np.ndarray | None = None):
+                  seeds: np.ndarray | None = None, mix: Mix | None = None):
     """Batches of (float32 images, int32 labels) in ``order``; ``seeds``: one per batch when augmenting.
 
     ``images`` may be uint8 images (in memory or on disk) or float16 features
     (anything cast to float32 for the model); ``labels`` may be None (the dataset then yields images only).
+    ``mix``: mixup after augmentation (the labels become float targets).
     """
     import tensorflow as tf
 
@@ -92,13 +121,21 @@ def image_batches(images, labels, batch_size: int, *, order: np.ndarray | None =
             x = augmenter(x, seed)
         return x if labels is None else (x, tf.gather(labels, idx))
 
-    return _mapped(_index_batches(order, batch_size, seeds if augmenter is not None else None), load)
+    ds = _index_batches(order, batch_size, seeds if augmenter is not None else None)
+    if mix is None or labels is None:
+        return _mapped(ds, load)
+    if augmenter is None:
+        return _mapped(tf.data.Dataset.zip(ds, mix.batches(batch_size)), lambda idx, lam: mix(*load(idx), lam))
+    return _mapped(tf.data.Dataset.zip(ds, mix.batches(batch_size)),
+                   lambda pair, lam: mix(*load(*pair), lam))
 
 
-def view_batches(views, labels, batch_size: int, *, order: np.ndarray, view_of: np.ndarray):
+def view_batches(views, labels, batch_size: int, *, order: np.ndarray, view_of: np.ndarray,
+                 mix: Mix | None = None):
     """Batches of (cached features, int32 labels): image ``i`` comes from view ``view_of[i]``.
 
-    ``views`` holds K views of every image, shape (K, N, ...).
+    ``views`` holds K views of every image, shape (K, N, ...). ``mix``: mixup of the features
+    (then float32) and the labels (then float targets).
     """
     import tensorflow as tf
 
@@ -108,4 +145,7 @@ def view_batches(views, labels, batch_size: int, *, order: np.ndarray, view_of: 
     def load(pair):
         return tf.gather_nd(views, pair), tf.gather(labels, pair[:, 1])
 
-    return _mapped(tf.data.Dataset.from_tensor_slices(pairs).batch(batch_size), load)
+    ds = tf.data.Dataset.from_tensor_slices(pairs).batch(batch_size)
+    if mix is None:
+        return _mapped(ds, load)
+    return _mapped(tf.data.Dataset.zip(ds, mix.batches(batch_size)), lambda pair, lam: mix(*load(pair), lam))

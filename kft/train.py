@@ -208,13 +208,16 @@ class StageTrainer:
         n, bs = len(self.data.train.y), self.plan.batch_size
         rng = np.random.default_rng([self.seed, self.index, epoch])
         order = rng.permutation(n)
+        view_of = rng.integers(0, self.train_x.shape[0], n) if self.cached else None
+        # mixup's weights, drawn after everything else so that a plan without it draws what it always did
+        mix = (None if not self.stage.mixup else
+               pipeline.Mix(rng.beta(self.stage.mixup, self.stage.mixup, n).astype(np.float32), self.num_classes))
         if self.cached:
-            batches = pipeline.view_batches(self.train_x, self.train_y, bs, order=order,
-                                            view_of=rng.integers(0, self.train_x.shape[0], n))
+            batches = pipeline.view_batches(self.train_x, self.train_y, bs, order=order, view_of=view_of, mix=mix)
         else:
             seeds = batch_seeds(self.seed, TRAIN_BATCHES, self.index, epoch, n=pipeline.n_batches(n, bs))
             batches = pipeline.image_batches(self.train_x, self.train_y, bs, order=order,
-                                             augmenter=self.augmenter, seeds=seeds)
+                                             augmenter=self.augmenter, seeds=seeds, mix=mix)
         total_loss, correct = 0.0, 0
         for x, y in batches:
             loss, c = self.train_step(x, y)
@@ -446,7 +449,7 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
                 data, features = teaching.student(model, r)
             stage = dataclasses.replace(stage, name=f"{STUDENT_PREFIX}{r}-{stage.name}",
                                         max_epochs=min(stage.max_epochs, st.max_epochs),
-                                        patience=min(stage.patience, st.max_epochs))
+                                        patience=min(stage.patience, st.max_epochs), mixup=st.mixup)
             if plan.refit:  # every label trains the student: no validation split is left to select on
                 epochs = stage.max_epochs
             if st.student == "top" and i % n:
@@ -665,7 +668,7 @@ def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float
         rows.append(row)
     st = plan.self_training
     return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "student": st.student,
-            "student_probe": st.probe if st.student == "fresh" else None,
+            "student_probe": st.probe if st.student == "fresh" else None, "student_mixup": st.mixup,
             "protocol": protocol(plan),
             "targets": st.targets, "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
 

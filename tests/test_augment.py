@@ -99,3 +99,42 @@ def test_view_batches_pick_the_requested_view():
     got = np.concatenate([bx.numpy()[:, 0] for bx, _ in
                           pipeline.view_batches(views, y, 2, order=order, view_of=view_of)])
     np.testing.assert_array_equal(got, 5 * view_of[order] + order)
+
+
+def test_mixup_mixes_each_input_and_target_with_its_batch_mirror():
+    """Mix: x -> lam x + (1 - lam) x[mirror], the same for the targets (int labels one-hot first);
+    the weights follow the epoch's order, whatever the batch size."""
+    from kft import pipeline
+
+    views = np.arange(2 * 5 * 2, dtype=np.float16).reshape(2, 5, 2)  # (K views, N images, 2)
+    y = np.array([0, 1, 2, 0, 1], np.int32)
+    order, view_of = np.array([4, 0, 2, 1, 3]), np.array([1, 0, 1, 0, 0])
+    lam = np.array([1.0, 0.25, 0.5, 0.9, 0.0], np.float32)
+    mix = pipeline.Mix(lam, num_classes=3)
+    batches = list(pipeline.view_batches(views, y, 2, order=order, view_of=view_of, mix=mix))
+    x_plain = views[view_of[order], order].astype(np.float32)
+    y_plain = np.eye(3, dtype=np.float32)[y[order]]
+    start = 0
+    for bx, by in batches:
+        b = len(bx)
+        xs, ys, ls = x_plain[start:start + b], y_plain[start:start + b], lam[start:start + b, None]
+        np.testing.assert_allclose(bx.numpy(), ls * xs + (1 - ls) * xs[::-1], rtol=1e-6)
+        np.testing.assert_allclose(by.numpy(), ls * ys + (1 - ls) * ys[::-1], rtol=1e-6)
+        np.testing.assert_allclose(by.numpy().sum(1), 1, rtol=1e-6)
+        start += b
+    assert start == 5 and batches[0][1].dtype.is_floating
+    # soft targets stay soft; images (augmented or not) mix the same way
+    soft = np.array([[0.5, 0.5, 0], [0, 1, 0], [0, 0, 1], [1, 0, 0], [0.2, 0.2, 0.6]], np.float32)
+    x = np.arange(5 * 4 * 4 * 3, dtype=np.uint8).reshape(5, 4, 4, 3)
+    (bx, by), = pipeline.image_batches(x, soft, 5, order=order, mix=mix)
+    xs, ls = x[order].astype(np.float32), lam[:, None]
+    np.testing.assert_allclose(bx.numpy(), ls[:, :, None, None] * xs + (1 - ls[:, :, None, None]) * xs[::-1],
+                               rtol=1e-6)
+    np.testing.assert_allclose(by.numpy(), ls * soft[order] + (1 - ls) * soft[order][::-1], rtol=1e-6)
+    aug = make_augmenter(Augment())
+    seeds = batch_seeds(0, 1, 0, 0, n=1)
+    (ax, ay), = pipeline.image_batches(x, soft, 5, order=order, augmenter=aug, seeds=seeds, mix=mix)
+    (px, _), = pipeline.image_batches(x, soft, 5, order=order, augmenter=aug, seeds=seeds)
+    px = px.numpy()
+    np.testing.assert_allclose(ax.numpy(), ls[:, :, None, None] * px + (1 - ls[:, :, None, None]) * px[::-1],
+                               rtol=1e-5, atol=1e-3)
