@@ -73,6 +73,7 @@ class SelfTraining:
     student: str = "fresh"  # fresh: all stages from the initial weights; top: the first stage's blocks only
     probe: str = "train"  # a fresh student's head-only first stage: train it, or the teacher's probe head (teacher)
     mixup: float = 0.0  # the students' stages' ``Stage.mixup`` (their own noise); the teacher's stages keep theirs
+    lr_scale: float = 1.0  # the students' stages' learning rates times this (a student has far more images)
 
 
 @dataclass
@@ -242,6 +243,8 @@ def _check_self_training(plan: Plan, _pos_int) -> None:
     _check(st.student in STUDENTS, f"self_training.student: {st.student!r} is not one of {', '.join(STUDENTS)}")
     _check(st.probe in PROBES, f"self_training.probe: {st.probe!r} is not one of {', '.join(PROBES)}")
     _check(_mixup_ok(st.mixup), f"self_training.mixup must be a number >= 0 (0: off), got {st.mixup!r}")
+    _check(isinstance(st.lr_scale, (int, float)) and not isinstance(st.lr_scale, bool) and st.lr_scale > 0,
+           f"self_training.lr_scale must be a number > 0, got {st.lr_scale!r}")
     if plan.unlabeled is not None:
         _check(plan.distribute == "none", "unlabeled images: self-training runs with distribute none only")
 
@@ -273,7 +276,8 @@ def strategy_plan(backbone: str, strategy: str | None = None) -> Plan:
 
 SELF_TRAINING_OPTIONS = {"rounds": "rounds", "pseudo_per_class": "per_class", "pool_limit": "pool_limit",
                          "student_epochs": "max_epochs", "student": "student",
-                         "student_probe": "probe", "student_mixup": "mixup"}  # CLI -> self_training key
+                         "student_probe": "probe", "student_mixup": "mixup",
+                         "student_lr_scale": "lr_scale"}  # CLI -> self_training key
 
 
 def with_overrides(plan: Plan, **overrides) -> Plan:
@@ -310,7 +314,7 @@ def resolve_plan(backbone: str, strategy: str | None = None, config_path=None, *
             raise KftError(f"{config_path} is a plan for {plan.backbone!r}, not {backbone!r}")
     else:
         plan = strategy_plan(backbone, strategy)
-    counts = [k for k in SELF_TRAINING_OPTIONS if k != "student_mixup"]  # mixup 0 is off, not a count
+    counts = [k for k in SELF_TRAINING_OPTIONS if k not in ("student_mixup", "student_lr_scale")]  # not counts
     for key in ("samples_per_class", "val_per_class", "image_size", "cache_views", "max_epochs", "labels_per_class",
                 *counts):
         v = overrides.get(key)

@@ -449,7 +449,8 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
                 data, features = teaching.student(model, r)
             stage = dataclasses.replace(stage, name=f"{STUDENT_PREFIX}{r}-{stage.name}",
                                         max_epochs=min(stage.max_epochs, st.max_epochs),
-                                        patience=min(stage.patience, st.max_epochs), mixup=st.mixup)
+                                        patience=min(stage.patience, st.max_epochs), mixup=st.mixup,
+                                        learning_rate=stage.learning_rate * st.lr_scale)
             if plan.refit:  # every label trains the student: no validation split is left to select on
                 epochs = stage.max_epochs
             if st.student == "top" and i % n:
@@ -669,6 +670,7 @@ def self_training_summary(run, plan: Plan, stages: list[dict], final_test: float
     st = plan.self_training
     return {"unlabeled": plan.unlabeled, "pool_images": report.get("pool_images"), "student": st.student,
             "student_probe": st.probe if st.student == "fresh" else None, "student_mixup": st.mixup,
+            "student_lr_scale": st.lr_scale,
             "protocol": protocol(plan),
             "targets": st.targets, "per_class": st.per_class, "min_confidence": st.min_confidence, "rounds": rows}
 

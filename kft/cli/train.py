@@ -91,6 +91,8 @@ def plan(backbone, strategy, out):
 @click.option("--student-mixup", type=float,
               help="Mixup for the students' stages: Beta(A, A) mixing of pairs of training inputs (their cached "
                    "features) and targets; default 0 (off).")
+@click.option("--student-lr-scale", type=float,
+              help="The students' stages' learning rates times this, default 1.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
@@ -107,7 +109,7 @@ def plan(backbone, strategy, out):
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 def train(backbone, strategy, config_path, samples_per_class, val_per_class, labels_per_class, refit, select,
           image_size, class_weight, distribute, unlabeled, rounds, pseudo_per_class, pool_limit, student_epochs,
-          student, student_probe, student_mixup, seed, weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
+          student, student_probe, student_mixup, student_lr_scale, seed, weights, data_dir, folder, max_epochs, limit_test, cache, cache_views, data_budget_mb, out, resume,
           overwrite):
     """Fine-tune BACKBONE in stages on few-shot CIFAR-10 (or --data FOLDER)."""
     from kft import api
@@ -126,7 +128,8 @@ def train(backbone, strategy, config_path, samples_per_class, val_per_class, lab
                     cache=cache, cache_views=cache_views, data_budget_mb=data_budget_mb, max_epochs=max_epochs,
                     labels_per_class=labels_per_class, refit=refit, select=select, unlabeled=unlabeled, rounds=rounds,
                     pseudo_per_class=pseudo_per_class, pool_limit=pool_limit, student_epochs=student_epochs,
-                    student=student, student_probe=student_probe, student_mixup=student_mixup)
+                    student=student, student_probe=student_probe, student_mixup=student_mixup,
+                    student_lr_scale=student_lr_scale)
     click.echo(f"run folder: {run}")
 
 
