@@ -53,6 +53,8 @@ class SelfTraining:
     only the first stage's blocks (afresh) on the teacher's lower blocks, which it keeps
     frozen: one stage instead of all, and no student pass through the blocks the later
     stages train (the cheap student; see docs/results.md).
+    ``teacher`` starts from the teacher's weights and trains only the plan's last stage (classic
+    pseudo-labelling, Lee 2013: the teacher fine-tuned on labelled + pseudo-labelled images).
 
     ``probe``: where a fresh student's first stage trains the head alone (a linear probe of
     the initial network, as in ``lp_ft_top``), ``train`` probes again on the student's images;
@@ -70,7 +72,8 @@ class SelfTraining:
     views: int = 2  # cached augmented views per image while a student trains
     max_epochs: int = 10  # cap of each student stage's epochs (its data is larger); refit: the count
     pool_limit: int | None = None  # use at most this many pool images (seeded sample)
-    student: str = "fresh"  # fresh: all stages from the initial weights; top: the first stage's blocks only
+    student: str = "fresh"  # fresh: all stages from the initial weights; top: the first stage's blocks only;
+    # teacher: the last stage only, from the teacher's weights
     probe: str = "train"  # a fresh student's head-only first stage: train it, or the teacher's probe head (teacher)
     mixup: float = 0.0  # the students' stages' ``Stage.mixup`` (their own noise); the teacher's stages keep theirs
     lr_scale: float = 1.0  # the students' stages' learning rates times this (a student has far more images)
@@ -224,7 +227,7 @@ def _mixup_ok(alpha) -> bool:
 
 
 TARGETS = ("soft", "hard")
-STUDENTS = ("fresh", "top")
+STUDENTS = ("fresh", "top", "teacher")
 PROBES = ("train", "teacher")
 CIFAR_REST = "cifar10-rest"
 

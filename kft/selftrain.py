@@ -20,6 +20,8 @@ what 2 CPU cores can afford:
    A ``top`` student (``SelfTraining.student``) starts only the first stage's blocks afresh,
    keeps the teacher's lower blocks frozen and trains that one stage: the later stages'
    blocks are where a fresh student spends most of its time.
+   A ``teacher`` student keeps the teacher's weights and trains the plan's last stage only
+   (pseudo-labelling as Lee 2013 had it: the teacher fine-tuned on labelled + kept images).
 
 A round's selection is written to the run folder before its student trains
 (``self-training/round-R.npz`` + ``self-training.json``), so a resumed run trains on the same

@@ -444,8 +444,9 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
             if i % n == 0 or i == first:  # entering the round (or resuming inside it)
                 if i % n == 0 and state.stage is None:  # the model is the teacher: label the pool
                     teaching.label_pool(model, r, features)
-                    _reset_to_initial(model, plan, data, seed, weights,
-                                      blocks=plan.stages[0].trainable if st.student == "top" else None)
+                    if st.student != "teacher":  # a "teacher" student keeps its teacher's weights
+                        _reset_to_initial(model, plan, data, seed, weights,
+                                          blocks=plan.stages[0].trainable if st.student == "top" else None)
                 data, features = teaching.student(model, r)
             stage = dataclasses.replace(stage, name=f"{STUDENT_PREFIX}{r}-{stage.name}",
                                         max_epochs=min(stage.max_epochs, st.max_epochs),
@@ -455,6 +456,8 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
                 epochs = stage.max_epochs
             if st.student == "top" and i % n:
                 epochs, skip = 0, "a top student trains the first stage's blocks only (self_training.student)"
+            if st.student == "teacher" and i % n != n - 1:
+                epochs, skip = 0, "a student that starts as its teacher trains the last stage only (self_training.student)"
             if i % n == 0 and state.stage is None and teaching.give_probe_head(model):
                 epochs, skip = 0, ("its head starts as the teacher's probe head, learned on the same frozen "
                                    "network (self_training.probe)")
@@ -582,7 +585,7 @@ class _Teaching:
         data = selftrain.student_data(labelled, self.pool, rows, targets)
         st = self.plan.self_training
         # a top student's cache starts where its one stage does: through the teacher's lower blocks
-        stages = self.plan.stages[:1] if st.student == "top" else self.plan.stages
+        stages = {"top": self.plan.stages[:1], "teacher": self.plan.stages[-1:]}.get(st.student, self.plan.stages)
         plan = dataclasses.replace(self.plan, cache_views=st.views, stages=stages)
         with _scope(None):
             return data, FeatureCache(model, plan, data, self.seed, stream=(CACHE_STUDENT_VIEWS, r))

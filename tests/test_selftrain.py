@@ -417,3 +417,24 @@ def test_student_mixup_is_the_students_noise_and_leaves_the_teacher_alone(tmp_pa
     assert not _same(seen0[("student1-top", "end")]["head"], seen1[("student1-top", "end")]["head"])
     assert json.loads((mixed / "metrics.json").read_text())["self_training"]["student_mixup"] == 1.0
     assert json.loads((plain / "metrics.json").read_text())["self_training"]["student_mixup"] == 0.0
+
+
+def test_a_teacher_student_trains_the_last_stage_on_from_the_teachers_weights(tmp_path):
+    """--student teacher: no reset; the first stage is skipped and the last stage starts from
+    every weight the teacher ended with."""
+    from conftest import require_env
+    from kft import api
+
+    require_env("KFT_DATA_DIR")
+    seen = _BlockWeights()
+    run = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
+                    samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
+                    cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
+                    student="teacher", out=tmp_path / "run", callbacks=[seen])
+    m = json.loads((run / "metrics.json").read_text())
+    assert [(s["name"], s["epochs"]) for s in m["stages"]] == [
+        ("probe", 2), ("top", 2), ("student1-probe", 0), ("student1-top", 2)]
+    assert m["self_training"]["student"] == "teacher"
+    taught, student = seen.seen[("top", "end")], seen.seen[("student1-top", "begin")]
+    assert all(_same(student[b], taught[b]) for b in taught)
+    assert not _same(seen.seen[("student1-top", "end")]["head"], taught["head"])

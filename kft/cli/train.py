@@ -82,9 +82,10 @@ def plan(backbone, strategy, out):
               help="Unlabelled images kept per predicted class and round (the most confident), default 1000.")
 @click.option("--pool-limit", type=int, help="Use a seeded sample of at most this many unlabelled images.")
 @click.option("--student-epochs", type=int, help="At most this many epochs per student stage, default 10.")
-@click.option("--student", type=click.Choice(["fresh", "top"]),
-              help="Self-training student: fresh (every stage anew, default) or top (only the first stage's "
-                   "blocks anew, on the teacher's frozen lower blocks: a quarter of the student's time).")
+@click.option("--student", type=click.Choice(["fresh", "top", "teacher"]),
+              help="Self-training student: fresh (every stage anew, default), top (only the first stage's "
+                   "blocks anew, on the teacher's frozen lower blocks: a quarter of the student's time) or "
+                   "teacher (the teacher's weights, trained further in the plan's last stage only).")
 @click.option("--student-probe", type=click.Choice(["train", "teacher"]),
               help="A fresh student's linear-probe stage: train it on the student's images (train, default) or "
                    "start from the teacher's probe head and skip it (teacher: faster, less accurate where measured).")
