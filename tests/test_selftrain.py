@@ -70,6 +70,9 @@ def test_plan_keys_and_cli_overrides_are_checked():
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").self_training.probe == "train"
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_probe="teacher").self_training.probe == "teacher"
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_mixup=0).self_training.mixup == 0
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_lr_scale=2).self_training.lr_scale == 2
+    with pytest.raises(KftError, match=r"self_training.lr_scale must be a number > 0, got 0"):
+        resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_lr_scale=0)
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_mixup=0.4).self_training.mixup == 0.4
     with pytest.raises(KftError, match=r"self_training.mixup must be a number >= 0 \(0: off\), got -1"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_mixup=-1)
@@ -385,38 +388,44 @@ def test_a_student_resumed_at_its_skipped_probe_equals_the_uninterrupted_one(tmp
     assert "round 1: kept" not in out and "[student1-probe] skipped" in out
 
 
-class _StageMixup(Callback):
+class _StageSettings(Callback):
     def __init__(self):
-        self.mixup = {}
+        self.mixup, self.lr = {}, {}
 
     def on_stage_begin(self, trainer):
         self.mixup[trainer.stage.name] = trainer.stage.mixup
+        self.lr[trainer.stage.name] = trainer.stage.learning_rate
 
 
-def test_student_mixup_is_the_students_noise_and_leaves_the_teacher_alone(tmp_path):
-    """--student-mixup: the students' stages mix, the teacher's do not; the teacher (and so the
-    pseudo-labels) is the same as without it, the student is not."""
+def test_student_mixup_and_lr_scale_are_the_students_and_leave_the_teacher_alone(tmp_path):
+    """--student-mixup and --student-lr-scale: the students' stages mix and scale their rates,
+    the teacher's do not; the teacher (and so the pseudo-labels) is the same as without them,
+    the student is not."""
     from conftest import require_env
     from kft import api
 
     require_env("KFT_DATA_DIR")
     runs = {}
-    for alpha in (0.0, 1.0):
-        weights, mixup = _BlockWeights(), _StageMixup()
+    for alpha, scale in ((0.0, 1.0), (1.0, 3.0)):
+        weights, settings = _BlockWeights(), _StageSettings()
         run = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
                         samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
                         cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
-                        student_mixup=alpha, out=tmp_path / f"mixup-{alpha}", callbacks=[weights, mixup])
-        runs[alpha] = (run, weights.seen, mixup.mixup)
-    (plain, seen0, mix0), (mixed, seen1, mix1) = runs[0.0], runs[1.0]
-    assert mix0 == {"probe": 0.0, "top": 0.0, "student1-probe": 0.0, "student1-top": 0.0}
-    assert mix1 == {"probe": 0.0, "top": 0.0, "student1-probe": 1.0, "student1-top": 1.0}
+                        student_mixup=alpha, student_lr_scale=scale, out=tmp_path / f"mixup-{alpha}",
+                        callbacks=[weights, settings])
+        runs[alpha] = (run, weights.seen, settings)
+    (plain, seen0, set0), (mixed, seen1, set1) = runs[0.0], runs[1.0]
+    assert set0.mixup == {"probe": 0.0, "top": 0.0, "student1-probe": 0.0, "student1-top": 0.0}
+    assert set1.mixup == {"probe": 0.0, "top": 0.0, "student1-probe": 1.0, "student1-top": 1.0}
+    assert set1.lr == {"probe": set0.lr["probe"], "top": set0.lr["top"],
+                       "student1-probe": 3 * set0.lr["student1-probe"], "student1-top": 3 * set0.lr["student1-top"]}
     assert all(_same(seen0[("top", "end")][b], seen1[("top", "end")][b]) for b in seen0[("top", "end")])
     with np.load(plain / "self-training" / "round-1.npz") as a, np.load(mixed / "self-training" / "round-1.npz") as b:
         np.testing.assert_array_equal(a["rows"], b["rows"])
     assert not _same(seen0[("student1-top", "end")]["head"], seen1[("student1-top", "end")]["head"])
     assert json.loads((mixed / "metrics.json").read_text())["self_training"]["student_mixup"] == 1.0
     assert json.loads((plain / "metrics.json").read_text())["self_training"]["student_mixup"] == 0.0
+    assert json.loads((mixed / "metrics.json").read_text())["self_training"]["student_lr_scale"] == 3.0
 
 
 def test_a_teacher_student_trains_the_last_stage_on_from_the_teachers_weights(tmp_path):
