@@ -221,12 +221,12 @@ def validate(plan: Plan) -> Plan:
         _check(_pos_int(s.patience), f"{where}.patience must be a positive integer, got {s.patience!r}")
         _check(s.weight_decay >= 0, f"{where}.weight_decay must be >= 0")
         _check(0 <= s.label_smoothing < 1, f"{where}.label_smoothing must be in [0, 1)")
-        _check(_mixup_ok(s.mixup), f"{where}.mixup must be a number >= 0 (0: off), got {s.mixup!r}")
+        _check(_number(s.mixup) and s.mixup >= 0, f"{where}.mixup must be a number >= 0 (0: off), got {s.mixup!r}")
     return plan
 
 
-def _mixup_ok(alpha) -> bool:
-    return isinstance(alpha, (int, float)) and not isinstance(alpha, bool) and alpha >= 0
+def _number(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 TARGETS = ("soft", "hard")
@@ -248,8 +248,8 @@ def _check_self_training(plan: Plan, _pos_int) -> None:
     _check(st.targets in TARGETS, f"self_training.targets: {st.targets!r} is not one of {', '.join(TARGETS)}")
     _check(st.student in STUDENTS, f"self_training.student: {st.student!r} is not one of {', '.join(STUDENTS)}")
     _check(st.probe in PROBES, f"self_training.probe: {st.probe!r} is not one of {', '.join(PROBES)}")
-    _check(_mixup_ok(st.mixup), f"self_training.mixup must be a number >= 0 (0: off), got {st.mixup!r}")
-    _check(isinstance(st.lr_scale, (int, float)) and not isinstance(st.lr_scale, bool) and st.lr_scale > 0,
+    _check(_number(st.mixup) and st.mixup >= 0, f"self_training.mixup must be a number >= 0 (0: off), got {st.mixup!r}")
+    _check(_number(st.lr_scale) and st.lr_scale > 0,
            f"self_training.lr_scale must be a number > 0, got {st.lr_scale!r}")
     if plan.unlabeled is not None:
         _check(plan.distribute == "none", "unlabeled images: self-training runs with distribute none only")

@@ -93,7 +93,8 @@ def plan(backbone, strategy, out):
               help="Mixup for the students' stages: Beta(A, A) mixing of pairs of training inputs (their cached "
                    "features) and targets; default 0 (off).")
 @click.option("--student-lr-scale", type=float,
-              help="The students' stages' learning rates times this, default 1.")
+              help="The students' stages' learning rates times this, default 3 (a student has far more "
+                   "images than its teacher; 1: the plan's rates).")
 @click.option("--seed", type=int, default=0, show_default=True, help="Fixes the subset, the split and the init.")
 @click.option("--weights", default="imagenet", show_default=True, help="imagenet, none or a weights file.")
 @click.option("--data-dir", type=click.Path(), help="Folder holding cifar10/ (default: $KFT_DATA_DIR).")
