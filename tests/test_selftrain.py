@@ -275,6 +275,18 @@ class _BlockWeights(Callback):
         self._keep(trainer, "end")
 
 
+def _tiny_lp_ft_top(**options):
+    """A tiny fixed-protocol lp_ft_top self-training run through the API (random weights, 32 px,
+    2 epochs a stage, 200 pool images): its folder. Needs the real CIFAR-10."""
+    from conftest import require_env
+    from kft import api
+
+    require_env("KFT_DATA_DIR")
+    return api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
+                     samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
+                     cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5, **options)
+
+
 def _same(a, b):
     return len(a) == len(b) and all(np.array_equal(x, y) for x, y in zip(a, b))
 
@@ -341,15 +353,8 @@ def _probe_cmd(out, *extra):
 def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe(tmp_path):
     """lp_ft_top's students: the probe stage is not trained again; the top stage starts from the
     run's initial blocks with the head the teacher's probe stage ended with."""
-    from conftest import require_env
-    from kft import api
-
-    require_env("KFT_DATA_DIR")
     seen = _BlockWeights()
-    run = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
-                    samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
-                    cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
-                    student_probe="teacher", out=tmp_path / "run", callbacks=[seen])
+    run = _tiny_lp_ft_top(student_probe="teacher", out=tmp_path / "run", callbacks=[seen])
     m = json.loads((run / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]] == [
         ("probe", 2), ("top", 2), ("student1-probe", 0), ("student1-top", 2)]
@@ -364,10 +369,7 @@ def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe
     with np.load(run / "self-training" / selftrain.PROBE_HEAD) as z:
         assert _same([z[f"arr_{k}"] for k in range(len(z.files))], probed["head"])
     # the default, --student-probe train: the student probes again on its own images
-    again = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
-                      samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
-                      cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
-                      out=tmp_path / "again")
+    again = _tiny_lp_ft_top(out=tmp_path / "again")
     m = json.loads((again / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]][2:] == [("student1-probe", 2), ("student1-top", 2)]
     assert m["self_training"]["student_probe"] == "train"
@@ -401,18 +403,11 @@ def test_student_mixup_and_lr_scale_are_the_students_and_leave_the_teacher_alone
     """--student-mixup and --student-lr-scale: the students' stages mix and scale their rates,
     the teacher's do not; the teacher (and so the pseudo-labels) is the same as without them,
     the student is not."""
-    from conftest import require_env
-    from kft import api
-
-    require_env("KFT_DATA_DIR")
     runs = {}
     for alpha, scale in ((0.0, 1.0), (1.0, 3.0)):
         weights, settings = _BlockWeights(), _StageSettings()
-        run = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
-                        samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
-                        cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
-                        student_mixup=alpha, student_lr_scale=scale, out=tmp_path / f"mixup-{alpha}",
-                        callbacks=[weights, settings])
+        run = _tiny_lp_ft_top(student_mixup=alpha, student_lr_scale=scale, out=tmp_path / f"mixup-{alpha}",
+                              callbacks=[weights, settings])
         runs[alpha] = (run, weights.seen, settings)
     (plain, seen0, set0), (mixed, seen1, set1) = runs[0.0], runs[1.0]
     assert set0.mixup == {"probe": 0.0, "top": 0.0, "student1-probe": 0.0, "student1-top": 0.0}
@@ -431,15 +426,8 @@ def test_student_mixup_and_lr_scale_are_the_students_and_leave_the_teacher_alone
 def test_a_teacher_student_trains_the_last_stage_on_from_the_teachers_weights(tmp_path):
     """--student teacher: no reset; the first stage is skipped and the last stage starts from
     every weight the teacher ended with."""
-    from conftest import require_env
-    from kft import api
-
-    require_env("KFT_DATA_DIR")
     seen = _BlockWeights()
-    run = api.train("mobilenet_v3_small", strategy="lp_ft_top", refit=True, select=False, weights="none", seed=3,
-                    samples_per_class=4, val_per_class=3, limit_test=30, image_size=32, max_epochs=2,
-                    cache_views=2, unlabeled="cifar10-rest", pool_limit=200, pseudo_per_class=5,
-                    student="teacher", out=tmp_path / "run", callbacks=[seen])
+    run = _tiny_lp_ft_top(student="teacher", out=tmp_path / "run", callbacks=[seen])
     m = json.loads((run / "metrics.json").read_text())
     assert [(s["name"], s["epochs"]) for s in m["stages"]] == [
         ("probe", 2), ("top", 2), ("student1-probe", 0), ("student1-top", 2)]
