@@ -124,10 +124,8 @@ def image_batches(images, labels, batch_size: int, *, order: np.ndarray | None =
     ds = _index_batches(order, batch_size, seeds if augmenter is not None else None)
     if mix is None or labels is None:
         return _mapped(ds, load)
-    if augmenter is None:
-        return _mapped(tf.data.Dataset.zip(ds, mix.batches(batch_size)), lambda idx, lam: mix(*load(idx), lam))
-    return _mapped(tf.data.Dataset.zip(ds, mix.batches(batch_size)),
-                   lambda pair, lam: mix(*load(*pair), lam))
+    batch = (lambda b: load(*b)) if augmenter is not None else load  # (index batch, seed) or index batch
+    return _mapped(tf.data.Dataset.zip(ds, mix.batches(batch_size)), lambda b, lam: mix(*batch(b), lam))
 
 
 def view_batches(views, labels, batch_size: int, *, order: np.ndarray, view_of: np.ndarray,

@@ -188,6 +188,16 @@ def load_probe_head(run: Path, model) -> bool:
     return True
 
 
+def student_stages(student: str, n: int) -> list[int]:
+    """Which of a plan's ``n`` stages a student (``SelfTraining.student``) trains: a fresh one
+    every stage, a ``top`` one the first, a ``teacher`` one the last."""
+    return {"top": [0], "teacher": [n - 1]}.get(student, list(range(n)))
+
+
+SKIPPED_STAGE = {"top": "a top student trains the first stage's blocks only (self_training.student)",
+                 "teacher": "a student that starts as its teacher trains the last stage only (self_training.student)"}
+
+
 def student_data(data, pool, rows: np.ndarray, targets: np.ndarray):
     """Labelled training images (one-hot targets) followed by the kept pool images (their
     pseudo-targets); validation and test unchanged."""

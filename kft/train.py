@@ -27,7 +27,7 @@ import time
 
 import numpy as np
 
-from kft import fold, killpoints, optim, pipeline
+from kft import fold, killpoints, optim, pipeline, selftrain
 from kft.augment import TRAIN_BATCHES, batch_seeds, make_augmenter
 from kft.backbones.registry import HEAD_BLOCK
 from kft.cache import FeatureCache
@@ -454,10 +454,8 @@ def _run(run, plan: Plan, data, seed: int, weights: str, callbacks=(), model=Non
                                         learning_rate=stage.learning_rate * st.lr_scale)
             if plan.refit:  # every label trains the student: no validation split is left to select on
                 epochs = stage.max_epochs
-            if st.student == "top" and i % n:
-                epochs, skip = 0, "a top student trains the first stage's blocks only (self_training.student)"
-            if st.student == "teacher" and i % n != n - 1:
-                epochs, skip = 0, "a student that starts as its teacher trains the last stage only (self_training.student)"
+            if i % n not in teaching.trained:
+                epochs, skip = 0, selftrain.SKIPPED_STAGE[st.student]
             if i % n == 0 and state.stage is None and teaching.give_probe_head(model):
                 epochs, skip = 0, ("its head starts as the teacher's probe head, learned on the same frozen "
                                    "network (self_training.probe)")
@@ -508,7 +506,6 @@ class _SaveProbeHead(Callback):
         self.run, self.model = run, model
 
     def on_stage_end(self, trainer, record):
-        from kft import selftrain
 
         selftrain.save_probe_head(self.run, self.model)
 
@@ -518,7 +515,6 @@ class _Teaching:
     each round's pseudo-labels, made by the teacher or read back from the run folder."""
 
     def __init__(self, run, plan: Plan, data, seed: int, base: str | None):
-        from kft import selftrain
         from kft.data.unlabeled import load_pool
 
         self.run, self.plan, self.data, self.seed, self.base = run, plan, data, seed, base
@@ -533,10 +529,10 @@ class _Teaching:
         # students (SelfTraining.probe), and the plan goes on to train more blocks
         self.shares_probe = (st.student == "fresh" and st.probe == "teacher" and len(plan.stages) > 1
                              and list(plan.stages[0].trainable) == [HEAD_BLOCK])
+        self.trained = selftrain.student_stages(st.student, len(plan.stages))  # the stages a student trains
 
     def label_pool(self, model, r: int, features: FeatureCache) -> None:
         """Round ``r``'s pseudo-labels from ``model`` (the teacher), unless a resumed run has them."""
-        from kft import selftrain
         from kft.evaluate import evaluate_model
 
         if selftrain.load_round(self.run, r) is not None:
@@ -565,7 +561,6 @@ class _Teaching:
     def give_probe_head(self, model) -> bool:
         """Give a fresh student, at its initial weights, the teacher's probe head; False when the
         plan does not share it or the run has none (a run the older code began)."""
-        from kft import selftrain
 
         if not self.shares_probe:
             return False
@@ -577,15 +572,14 @@ class _Teaching:
     def student(self, model, r: int):
         """Round ``r``'s student data (labelled + kept images) and its feature cache; after a
         refit the labelled images are training + validation, and no validation split is left."""
-        from kft import selftrain
         from kft.augment import CACHE_STUDENT_VIEWS
 
         rows, targets = selftrain.load_round(self.run, r)
         labelled = self.data.for_refit() if self.plan.refit else self.data
         data = selftrain.student_data(labelled, self.pool, rows, targets)
         st = self.plan.self_training
-        # a top student's cache starts where its one stage does: through the teacher's lower blocks
-        stages = {"top": self.plan.stages[:1], "teacher": self.plan.stages[-1:]}.get(st.student, self.plan.stages)
+        # the cache starts where the student's first trained stage does (top: through the teacher's lower blocks)
+        stages = [self.plan.stages[k] for k in self.trained]
         plan = dataclasses.replace(self.plan, cache_views=st.views, stages=stages)
         with _scope(None):
             return data, FeatureCache(model, plan, data, self.seed, stream=(CACHE_STUDENT_VIEWS, r))

@@ -31,6 +31,12 @@ def test_select_keeps_the_most_confident_per_predicted_class():
     assert selftrain.select(tie, 2).tolist() == [0, 3]  # equal confidence: the lower row, every time
 
 
+def test_which_stages_each_kind_of_student_trains():
+    assert selftrain.student_stages("fresh", 3) == [0, 1, 2]
+    assert selftrain.student_stages("top", 3) == [0]
+    assert selftrain.student_stages("teacher", 3) == [2]
+
+
 def test_targets_are_the_teachers_probabilities_or_its_top1():
     probs = np.array([[0.7, 0.2, 0.1], [0.1, 0.3, 0.6]], np.float32)
     np.testing.assert_array_equal(selftrain.targets_of(probs, "soft"), probs)
