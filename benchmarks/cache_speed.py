@@ -38,13 +38,13 @@ def main() -> None:
     ap.add_argument("--xla", action="store_true", help="also time stage 1 with XLA-compiled steps")
     args = ap.parse_args()
 
-    from kft.cache import FeatureCache
-    from kft.config import strategy_plan
+    from kft.training.cache import FeatureCache
+    from kft.plan import build_plan
     from kft.data import load_few_shot
     from kft.model import build_classifier
-    from kft.train import StageTrainer
+    from kft.training.trainer import StageTrainer
 
-    plan = strategy_plan(args.backbone, "two_stage")
+    plan = build_plan(args.backbone, "two_stage")
     data = load_few_shot(samples_per_class=plan.samples_per_class, val_per_class=plan.val_per_class, seed=args.seed)
     model = build_classifier(plan.backbone, 10, image_size=plan.image_size, input_size=32, weights="imagenet",
                              dropout=plan.dropout, seed=args.seed)

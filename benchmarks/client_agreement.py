@@ -28,13 +28,13 @@ def main() -> None:
     ap.add_argument("--quantize", default="all")
     args = ap.parse_args()
 
-    from kft import runs
+    from kft import rundir
     from kft.bench.clients import agreement, antialiased_scores, kft_scores, mediapipe_scores, write_photo_set
     from kft.export import export_run
 
     out = Path(args.out)
     files = write_photo_set(out / "photos")
-    run = runs.load_run(args.run)
+    run = rundir.load_run(args.run)
     train_size = int(run.train_images().shape[1])
     rows = []
     for label, size in (("before", train_size), ("after", None)):

@@ -8,7 +8,7 @@ The default recipe (lp_ft_top) spends its time in two kinds of work (docs/result
   included), as when the feature cache is built and in two thirds of a test-set pass;
 - ``top step``: a training step of layer3 + layer4 + head on cached features (the top stage).
 
-Both use kft's own classifier and cut (``kft.cache.prefix_model`` and ``bridge`` at
+Both use kft's own classifier and cut (``kft.training.cache.prefix_model`` and ``bridge`` at
 ``layer3``), timed per image, in a fresh process per precision policy (a Keras policy is
 global and must be set before the model is built), warm-up excluded. Random weights:
 speed does not depend on them. The script prints which bfloat16 flags the CPU reports
@@ -40,7 +40,7 @@ def top_stage(backbone: str, image_size: int):
     import keras
 
     from kft.backbones.registry import HEAD_BLOCK
-    from kft.cache import bridge, prefix_model
+    from kft.training.cache import bridge, prefix_model
     from kft.model import build_classifier, set_trainable_blocks
 
     model = build_classifier(backbone, 10, image_size=image_size, input_size=32, weights="none", dropout=0.5)

@@ -21,20 +21,21 @@ import time
 
 
 def worker(args) -> None:
-    from kft.distribute import make_strategy
+    from kft.training.distribute import make_strategy
 
     strategy = make_strategy(args.mode)
     import numpy as np
 
-    from kft.cache import FeatureCache
-    from kft.config import strategy_plan
+    from kft.training.cache import FeatureCache
+    from kft.plan import build_plan
     from kft.data import load_few_shot
-    from kft.train import StageTrainer, _initial_model, _scope
+    from kft.training.initial import initial_model
+    from kft.training.trainer import StageTrainer, scope
 
-    plan = strategy_plan(args.backbone, "two_stage")
+    plan = build_plan(args.backbone, "two_stage")
     data = load_few_shot(samples_per_class=plan.samples_per_class, val_per_class=plan.val_per_class, seed=0)
-    model = _initial_model(plan, data, 0, "imagenet", strategy)
-    with _scope(strategy):
+    model = initial_model(plan, len(data.class_names), int(data.train.x.shape[1]), 0, "imagenet", strategy)
+    with scope(strategy):
         features = FeatureCache(model, plan, data, 0)
     for i, stage in enumerate(plan.stages):
         trainer = StageTrainer(model, plan, stage, i, data, 0, features, strategy=strategy)

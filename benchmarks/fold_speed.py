@@ -1,9 +1,9 @@
-"""What folding BatchNorm into the convolutions (kft.fold) saves: plain Keras vs ``kft.fold.call``.
+"""What folding BatchNorm into the convolutions (kft.training.fold) saves: plain Keras vs ``kft.training.fold.call``.
 
     python benchmarks/fold_speed.py [--backbone mobilenet_v2] [--image-size 160] [--batches 10] [--repeats 3]
 
 Three kinds of work make up a kft run's time (docs/results.md), each timed per image on
-kft's own classifier and cut (``kft.cache.prefix_model`` and ``bridge`` at ``layer3``,
+kft's own classifier and cut (``kft.training.cache.prefix_model`` and ``bridge`` at ``layer3``,
 the default recipe's top stage), warm-up excluded, random weights (speed does not depend
 on them):
 
@@ -38,7 +38,7 @@ def main() -> None:
     import tensorflow as tf
 
     from cpu_precision import CUT, per_image, top_stage  # the same model, cut and step
-    from kft import fold
+    from kft.training import fold
 
     model, prefix, _, make_step, inputs = top_stage(args.backbone, args.image_size)
 

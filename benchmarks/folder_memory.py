@@ -5,7 +5,7 @@
 Writes ``--images`` JPEG photos (3 classes, 128 px, smooth random content) to a temporary
 folder, then, in a fresh process per mode: ``load_few_shot`` of the folder at ``--size``
 px (the decode pass), then one epoch of training batches (32 images, augmented, shuffled)
-through ``kft.pipeline.image_batches``. Prints, per mode, the seconds of each step, the
+through ``kft.training.pipeline.image_batches``. Prints, per mode, the seconds of each step, the
 process's peak resident memory (``VmHWM``) and, after the epoch, its anonymous memory
 (``RssAnon``: what the process itself holds) apart from mapped file pages (``RssFile``: the
 page cache of the on-disk images, which the kernel drops under memory pressure). Linux only.
@@ -26,9 +26,9 @@ def worker(folder: str, size: int, budget: float | None) -> None:
     import numpy as np
     import tensorflow as tf
 
-    from kft import pipeline
-    from kft.augment import make_augmenter
-    from kft.config import Augment
+    from kft.training import pipeline
+    from kft.training.augment import make_augmenter
+    from kft.plan import Augment
     from kft.data import load_few_shot, ondisk
 
     tf.constant(1) + 1  # TensorFlow started: its own memory is the baseline

@@ -37,13 +37,13 @@ def main() -> None:
     hide_native_logs()
     from tensorflow.lite.python import convert as tflite_convert
 
-    from kft import runs
+    from kft import rundir
     from kft.export import DEFAULT_CALIBRATION_SAMPLES, _calibration_subset
     from kft.export.convert import QuantizationConfig, build_converter
     from kft.export.quant_debug import calibrated_model, graph_nodes, probabilities
 
-    run = runs.load_run(args.run)
-    model = runs.load_model(run.path / "model.keras")
+    run = rundir.load_run(args.run)
+    model = rundir.load_model(run.path / "model.keras")
     data = run.data()
     x, y = data.test.x[:args.test].astype(np.float32), data.test.y[:args.test]
     calib = _calibration_subset(run.train_images(), DEFAULT_CALIBRATION_SAMPLES, 0)  # kft export's

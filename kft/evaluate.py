@@ -44,10 +44,11 @@ def evaluate_model(model, images, labels, num_classes: int, batch_size: int = 12
         return scores(labels, logits.argmax(1), num_classes)
     mirrored = predict_logits(model, images, batch_size, None if desc is None else f"{desc} (mirrored)",
                               mirror=True)
-    probs = _softmax(logits) + _softmax(mirrored)
+    probs = softmax(logits) + softmax(mirrored)
     return {**scores(labels, probs.argmax(1), num_classes), "tta": "flip"}
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
+def softmax(logits: np.ndarray) -> np.ndarray:
+    """Probabilities from logits, row by row (float64 inside, so large logits do not overflow)."""
     e = np.exp(logits - logits.max(1, keepdims=True))
     return e / e.sum(1, keepdims=True)

@@ -58,7 +58,7 @@ def build_classifier(backbone: str | BackboneSpec, num_classes: int, *, image_si
 
 def spec_of(model) -> BackboneSpec:
     """The registry entry a classifier was built from: ``kft_backbone``, set by
-    ``build_classifier`` and, from the run's config, by ``kft.artifacts``; only a bare
+    ``build_classifier`` and, from the run's config, by ``kft.rundir.artifacts``; only a bare
     ``.keras`` file (no run folder) falls back to its model name, ``kft_<backbone>``."""
     return registry.get(getattr(model, "kft_backbone", None) or model.name.removeprefix("kft_"))
 
@@ -112,7 +112,7 @@ _INFERENCE_FNS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
 def inference_fn(model):
     """``model(float32(x), training=False)`` as one ``tf.function`` per model, kept while the model lives.
 
-    BatchNorm is folded into the convolutions (``kft.fold``: the same outputs, 1.4-1.6x
+    BatchNorm is folded into the convolutions (``kft.training.fold``: the same outputs, 1.4-1.6x
     faster on CPU). Scoring and cache building call a model many times; a fresh ``tf.function``
     per call traced the graph again each time (TensorFlow's retracing warning).
     ``reduce_retracing`` lets a smaller last batch share the trace.
@@ -121,7 +121,7 @@ def inference_fn(model):
     if fn is None:
         import tensorflow as tf
 
-        from kft import fold
+        from kft.training import fold
 
         ref = weakref.ref(model)  # the function must not keep its own key alive
 
@@ -134,7 +134,7 @@ def inference_fn(model):
 
 
 def dropout_rng_variables(model) -> list:
-    """Seed-generator state of the dropout layer (augmentation is stateless, see kft.augment):
+    """Seed-generator state of the dropout layer (augmentation is stateless, see kft.training.augment):
     the only random state that carries from one epoch, or stage, to the next."""
     import keras
 

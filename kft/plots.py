@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from kft.atomic import atomic_path
+from kft.rundir.atomic import atomic_path
 
 
 def _plt():

@@ -40,8 +40,8 @@ class KerasClassifier:
 
     @classmethod
     def load(cls, path) -> "KerasClassifier":
-        """From a ``.keras`` file or a run folder (see ``kft.artifacts``)."""
-        from kft.artifacts import KERAS, RUN, open_artifact
+        """From a ``.keras`` file or a run folder (see ``kft.rundir.artifacts``)."""
+        from kft.rundir.artifacts import KERAS, RUN, open_artifact
 
         art = open_artifact(path, (RUN, KERAS))
         return cls(art.load_keras(), art.labels)
@@ -66,7 +66,7 @@ class KerasClassifier:
 
 def open_model(path: str | os.PathLike, num_threads: int | None = None):
     """A classifier for a ``.tflite`` (TensorFlow-free), a ``.keras`` file or a run folder."""
-    from kft.artifacts import TFLITE, open_artifact
+    from kft.rundir.artifacts import TFLITE, open_artifact
 
     art = open_artifact(path)
     if art.kind == TFLITE:

@@ -36,11 +36,11 @@ def require_env(var: str):
 
 def tiny_run_cmd(out, *extra):
     """``kft train`` of a tiny two_stage run on real CIFAR-10 (random weights, 32 px, 2 epochs); holdout
-    unless ``extra`` says ``--refit``."""
-    protocol = [] if "--refit" in extra else ["--no-refit"]
-    return [sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--strategy", "two_stage", *protocol,
-            "--weights", "none", "--samples-per-class", "4", "--val-per-class", "3", "--limit-test", "30",
-            "--image-size", "32", "--max-epochs", "2", "--cache-views", "2", "--seed", "3", "--out", str(out), *extra]
+    unless ``extra`` sets another protocol (a later ``--set protocol=...`` wins)."""
+    return [sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--strategy", "two_stage",
+            "--set", "protocol=holdout", "--weights", "none", "--set", "samples_per_class=4", "--set", "val_per_class=3",
+            "--limit-test", "30", "--set", "image_size=32", "--max-epochs", "2", "--set", "cache_views=2", "--seed", "3",
+            "--out", str(out), *extra]
 
 
 def kft_env(**extra):

@@ -34,7 +34,7 @@ def test_train_export_predict_on_a_folder(tmp_path):
 
     import keras
 
-    from kft.callbacks import Callback
+    from kft.training.callbacks import Callback
 
     class KerasRecorder(keras.callbacks.Callback):  # a user's own Keras callback
         calls = []

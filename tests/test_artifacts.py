@@ -1,12 +1,12 @@
-"""``kft.artifacts.open_artifact``: one decision of "run folder, .keras or .tflite" for every command."""
+"""``kft.rundir.artifacts.open_artifact``: one decision of "run folder, .keras or .tflite" for every command."""
 
 import shutil
 from pathlib import Path
 
 import pytest
 
-from kft import runs
-from kft.artifacts import KERAS, RUN, TFLITE, open_artifact
+from kft import rundir
+from kft.rundir.artifacts import KERAS, RUN, TFLITE, open_artifact
 from kft.errors import KftError
 
 OLD_RUN = Path(__file__).parent / "fixtures" / "run_d6acc48"
@@ -14,17 +14,17 @@ OLD_RUN = Path(__file__).parent / "fixtures" / "run_d6acc48"
 
 def test_each_kind_opens_with_its_model_file_and_labels(tmp_path):
     run_dir = shutil.copytree(OLD_RUN, tmp_path / "run")
-    (run_dir / runs.MODEL).write_bytes(b"not loaded by open_artifact")
+    (run_dir / rundir.MODEL).write_bytes(b"not loaded by open_artifact")
     art = open_artifact(run_dir, data_dir="/elsewhere")
-    assert (art.kind, art.model_path) == (RUN, run_dir / runs.MODEL)
+    assert (art.kind, art.model_path) == (RUN, run_dir / rundir.MODEL)
     assert art.labels[:2] == ["airplane", "automobile"] and art.run.source.data_dir == "/elsewhere"
 
     folder = tmp_path / "exported"  # model.keras + labels.txt, not a run folder
     folder.mkdir()
-    (folder / runs.MODEL).write_bytes(b"x")
+    (folder / rundir.MODEL).write_bytes(b"x")
     (folder / "labels.txt").write_text("cat\ndog\n")
     art = open_artifact(folder)
-    assert (art.kind, art.model_path, art.labels, art.run) == (KERAS, folder / runs.MODEL, ["cat", "dog"], None)
+    assert (art.kind, art.model_path, art.labels, art.run) == (KERAS, folder / rundir.MODEL, ["cat", "dog"], None)
 
     tflite = tmp_path / "m.TFLITE"
     tflite.write_bytes(b"x")
@@ -60,5 +60,5 @@ def test_commands_share_the_opener(tmp_path, capsys):
     with pytest.raises(KftError, match="expected a .keras model, or a run folder"):
         export_run(model, "float32")
     run_dir = shutil.copytree(OLD_RUN, tmp_path / "run")
-    (run_dir / runs.MODEL).write_bytes(b"x")
-    assert check_models([run_dir, model]) == [run_dir / runs.MODEL, model]
+    (run_dir / rundir.MODEL).write_bytes(b"x")
+    assert check_models([run_dir, model]) == [run_dir / rundir.MODEL, model]

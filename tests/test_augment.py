@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 
-from kft.augment import Augmenter, affine_transforms, batch_seeds, make_augmenter
-from kft.config import Augment
+from kft.training.augment import Augmenter, affine_transforms, batch_seeds, make_augmenter
+from kft.plan import Augment
 
 
 def _warp(x, flip=0.0, angle=0.0, tx=0.0, ty=0.0):
@@ -67,7 +67,7 @@ def test_nothing_enabled_means_no_augmenter():
 
 
 def test_parallel_pipeline_is_deterministic_and_follows_the_order():
-    from kft import pipeline
+    from kft.training import pipeline
 
     x = np.random.default_rng(2).integers(0, 256, (10, 8, 8, 3), dtype=np.uint8)
     y = np.arange(10, dtype=np.int32)
@@ -91,7 +91,7 @@ def test_parallel_pipeline_is_deterministic_and_follows_the_order():
 
 
 def test_view_batches_pick_the_requested_view():
-    from kft import pipeline
+    from kft.training import pipeline
 
     views = np.arange(3 * 5, dtype=np.float16).reshape(3, 5, 1)  # value = 5 * view + image
     y = np.arange(5, dtype=np.int32)
@@ -104,7 +104,7 @@ def test_view_batches_pick_the_requested_view():
 def test_mixup_mixes_each_input_and_target_with_its_batch_mirror():
     """Mix: x -> lam x + (1 - lam) x[mirror], the same for the targets (int labels one-hot first);
     the weights follow the epoch's order, whatever the batch size."""
-    from kft import pipeline
+    from kft.training import pipeline
 
     views = np.arange(2 * 5 * 2, dtype=np.float16).reshape(2, 5, 2)  # (K views, N images, 2)
     y = np.array([0, 1, 2, 0, 1], np.int32)

@@ -54,11 +54,15 @@ def test_config_unknown_key_and_unknown_block(capsys, tmp_path):
                           "config file not found")
 
 
-@pytest.mark.parametrize("flag,value", [("--max-epochs", "0"), ("--image-size", "-4"), ("--samples-per-class", "0"),
-                                        ("--limit-test", "0"), ("--cache-views", "0")])
-def test_non_positive_numbers(capsys, flag, value, tmp_path):
+@pytest.mark.parametrize("flag,value,named", [("--max-epochs", "0", "--max-epochs"), ("--limit-test", "0", "--limit-test"),
+                                              ("--labels", "1", "--labels"),
+                                              ("--set", "image_size=-4", "image_size must be an integer >= 32"),
+                                              ("--set", "samples_per_class=0", "samples_per_class"),
+                                              ("--set", "cache_views=0", "cache_views"),
+                                              ("--cache-views", "0", "--cache-views")])  # an old flag: named as typed
+def test_non_positive_numbers(capsys, flag, value, named, tmp_path):
     code, err = run(capsys, "train", "mobilenet_v2", flag, value, "--out", str(tmp_path / "run"))
-    assert_one_line_error(code, err, flag, "must be positive")
+    assert_one_line_error(code, err, named, "must be")
     assert not (tmp_path / "run").exists()
 
 
@@ -71,7 +75,7 @@ def test_missing_data_says_where_it_looked(capsys, tmp_path, monkeypatch):
 
 def test_samples_per_class_larger_than_the_class(capsys, tmp_path):
     require_env("KFT_DATA_DIR")
-    code, err = run(capsys, "train", "mobilenet_v2", "--samples-per-class", "6000", "--out", str(tmp_path / "r"))
+    code, err = run(capsys, "train", "mobilenet_v2", "--set", "samples_per_class=6000", "--out", str(tmp_path / "r"))
     assert_one_line_error(code, err, "5000 images", "6000")
     assert not (tmp_path / "r").exists()
 
@@ -80,8 +84,8 @@ def test_weights_whose_shapes_do_not_match_name_the_layer(capsys, tmp_path):
     require_env("KFT_DATA_DIR")
     require_env("KFT_WEIGHTS_DIR")
     wrong = os.path.join(os.environ["KFT_WEIGHTS_DIR"], "mobilenet_v3_small_0.75_imagenet_no_top.weights.h5")
-    code, err = run(capsys, "train", "mobilenet_v2", "--weights", wrong, "--samples-per-class", "1",
-                    "--val-per-class", "1", "--out", str(tmp_path / "r"))
+    code, err = run(capsys, "train", "mobilenet_v2", "--weights", wrong, "--set", "samples_per_class=1",
+                    "--set", "val_per_class=1", "--out", str(tmp_path / "r"))
     assert_one_line_error(code, err, "does not fit mobilenet_v2", "layer 'Conv1'")
     assert not (tmp_path / "r").exists()
 

@@ -147,7 +147,7 @@ def _args(out, **extra):
     args = {"backbones": "mobilenet_v3_small", "strategies": ",".join(STRATEGIES), "seeds": "0,1",
             "samples-per-class": "2", "val-per-class": "1", "max-epochs": "1", "limit-test": "20",
             "image-size": "32", "weights": "none", "cache": "off", "out": str(out), **extra}
-    return ["compare", *[x for k, v in args.items() for x in (f"--{k}", v)], "--no-refit"]
+    return ["compare", *[x for k, v in args.items() for x in (f"--{k}", v)], "--protocol", "holdout"]
 
 
 @pytest.fixture(scope="module")
@@ -268,16 +268,16 @@ def test_rows_say_the_label_protocol_and_labels_per_class():
     assert (old["label_protocol"], old["labels_per_class"]) == ("holdout", 100)
     refit = cmp.row_from_metrics({**base, "labels": {"protocol": "refit", "per_class": 100.0}})
     assert (refit["label_protocol"], refit["labels_per_class"]) == ("refit", 100.0)
-    settings = cmp.CompareSettings(("mobilenet_v2",), ("two_stage",), (0,), (80,), Path("x"), refit=True)
-    assert settings.command().split()[-3:] == ["--refit", "--out", "x"]
-    assert "**refit**" in cmp.format_markdown(settings, [refit])
-    # the refit protocol, now that the shipped plans default to fixed: --select, in the command and every plan
-    settings = cmp.CompareSettings(("mobilenet_v2",), ("two_stage", "lp_ft_top"), (0,), (80,), Path("x"), select=True)
-    assert settings.command().split()[-3:] == ["--select", "--out", "x"]
-    assert {job.plan.select for job in cmp.plan_jobs(settings)} == {True}
+    assert "**refit**" in cmp.format_markdown(cmp.CompareSettings(("mobilenet_v2",), ("two_stage",), (0,), (80,),
+                                                                   Path("x")), [refit])
+    # the refit protocol, now that the shipped plans default to fixed: --protocol refit, in the command and every plan
+    settings = cmp.CompareSettings(("mobilenet_v2",), ("two_stage", "lp_ft_top"), (0,), (80,), Path("x"),
+                                   protocol="refit")
+    assert settings.command().split()[-4:] == ["--protocol", "refit", "--out", "x"]
+    assert {job.plan.protocol for job in cmp.plan_jobs(settings)} == {"refit"}
     assert "**refit**" in cmp.format_markdown(settings, [])
     default = cmp.CompareSettings(("mobilenet_v2",), ("two_stage",), (0,), (80,), Path("x"))
-    assert {job.plan.select for job in cmp.plan_jobs(default)} == {False}
+    assert {job.plan.protocol for job in cmp.plan_jobs(default)} == {"fixed"}
 
 
 def test_a_fixed_protocol_run_reports_without_a_validation_score():

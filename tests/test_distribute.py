@@ -1,4 +1,4 @@
-"""tf.distribute in the stage loop (kft.distribute), on this CPU split into 2 logical devices.
+"""tf.distribute in the stage loop (kft.training.distribute), on this CPU split into 2 logical devices.
 
 The check that matters: one step under MirroredStrategy over 2 replicas equals the single-device
 step on the same global batch. Tolerance: the loss to 1e-6 relative and every gradient entry to
@@ -25,13 +25,13 @@ SCRIPT = textwrap.dedent("""
     import json, os, sys
     sys.path.insert(0, {tests!r})
     import numpy as np
-    from kft.distribute import make_strategy
+    from kft.training.distribute import make_strategy
     strategy = make_strategy("mirrored")  # KFT_LOGICAL_CPUS=2: before anything else starts TensorFlow
     import keras, tensorflow as tf
     from conftest import make_data
-    from kft.config import Augment, Plan, Stage, validate
+    from kft.plan import Augment, Plan, Stage, validate
     from kft.model import build_classifier
-    from kft.train import StageTrainer, _scope
+    from kft.training.trainer import StageTrainer, scope as _scope
 
     data = make_data(per_class=8)
     keep = np.r_[0:8, 8:10, 16:24]  # imbalanced: the class weights take part too
@@ -82,7 +82,7 @@ def test_a_tiny_two_stage_run_under_mirrored_finishes_and_resumes_exactly(tmp_pa
 
     require_env("KFT_DATA_DIR")
     env = kft_env(KFT_LOGICAL_CPUS="2")
-    out = subprocess.run(tiny_run_cmd(tmp_path / "run", "--distribute", "mirrored"),
+    out = subprocess.run(tiny_run_cmd(tmp_path / "run", "--set", "distribute=mirrored"),
                          capture_output=True, text=True, timeout=600, env=env)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "distribute: mirrored over 2 replicas, global batch 32" in out.stdout
@@ -91,7 +91,7 @@ def test_a_tiny_two_stage_run_under_mirrored_finishes_and_resumes_exactly(tmp_pa
     assert [s["epochs"] for s in metrics["stages"]] == [2, 2]
 
     killed = tmp_path / "killed"
-    proc = subprocess.run(tiny_run_cmd(killed, "--distribute", "mirrored"), capture_output=True, text=True,
+    proc = subprocess.run(tiny_run_cmd(killed, "--set", "distribute=mirrored"), capture_output=True, text=True,
                           timeout=600, env={**env, "KFT_TEST_KILL_AT": "epoch-trained:1:1"})
     assert proc.returncode == -9 and not (killed / "metrics.json").exists(), proc.stderr[-2000:]
     out = subprocess.run([sys.executable, "-m", "kft", "train", "--resume", str(killed)], capture_output=True,
@@ -106,7 +106,7 @@ def test_a_tiny_two_stage_run_under_mirrored_finishes_and_resumes_exactly(tmp_pa
 
 
 def test_bad_distribute_settings_are_one_line(tmp_path):
-    from kft.distribute import make_strategy
+    from kft.training.distribute import make_strategy
     from kft.errors import KftError
 
     env = {k: v for k, v in os.environ.items() if k != "TF_CONFIG"}
@@ -142,7 +142,7 @@ def test_two_local_workers_finish_a_tiny_run(tmp_path):
     procs = []
     for i in range(2):
         config = json.dumps({"cluster": {"worker": workers}, "task": {"type": "worker", "index": i}})
-        procs.append(subprocess.Popen(tiny_run_cmd(tmp_path / f"run{i}", "--distribute", "multiworker",
+        procs.append(subprocess.Popen(tiny_run_cmd(tmp_path / f"run{i}", "--set", "distribute=multiworker",
                                                    "--max-epochs", "1"),
                                       stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                       env=kft_env(TF_CONFIG=config)))

@@ -268,7 +268,7 @@ def test_failed_export_leaves_no_model_files(tmp_path, monkeypatch):
 
 
 def test_failed_write_leaves_no_temporary_files(tmp_path, monkeypatch):
-    from kft import atomic
+    from kft.rundir import atomic
     from kft.export import convert as convert_module
     from kft.export import export_model
 
@@ -306,7 +306,7 @@ def _fake_run(tmp_path, load_args, class_names, model_path):
 
 
 def test_kft_export_of_a_run_folder_via_the_cli(tmp_path, monkeypatch, capsys):
-    """Folder-dataset run: calibration images come from kft.runs; such a run has no test set."""
+    """Folder-dataset run: calibration images come from kft.rundir; such a run has no test set."""
     from PIL import Image
 
     from kft.cli import main

@@ -1,9 +1,9 @@
-"""kft.fold: BatchNorm folded into the convolutions gives the model's own outputs and gradients."""
+"""kft.training.fold: BatchNorm folded into the convolutions gives the model's own outputs and gradients."""
 
 import numpy as np
 import pytest
 
-from kft import fold
+from kft.training import fold
 
 ALL = ["mobilenet_v2", "mobilenet_v3_small", "mobilenet_v3_large", "resnet18", "resnet34"]
 
@@ -73,9 +73,9 @@ def test_gradients_reach_the_same_variables_with_the_same_values(name):
 
 
 def test_moving_statistics_do_not_change_and_cut_models_fold_too():
-    """The cache's prefix and top models (kft.cache) nest the backbone's layers: they fold as the
+    """The cache's prefix and top models (kft.training.cache) nest the backbone's layers: they fold as the
     whole model does, and nothing is updated by a folded call."""
-    from kft.cache import bridge, prefix_model
+    from kft.training.cache import bridge, prefix_model
     from kft.backbones.registry import HEAD_BLOCK
 
     model = _model("mobilenet_v2")

@@ -48,9 +48,9 @@ def test_past_the_budget_the_split_and_pixels_are_the_same_but_on_disk(folder):
 
 
 def test_the_pipeline_reads_the_same_batches_from_disk():
-    from kft import pipeline
-    from kft.augment import make_augmenter
-    from kft.config import Augment
+    from kft.training import pipeline
+    from kft.training.augment import make_augmenter
+    from kft.plan import Augment
 
     x = np.random.default_rng(0).integers(0, 256, (21, 16, 16, 3), dtype=np.uint8)
     y = np.arange(21) % 3
@@ -69,8 +69,8 @@ def test_the_pipeline_reads_the_same_batches_from_disk():
 
 def _train(folder, out, *extra):
     cmd = [sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--strategy", "two_stage",
-           "--data", str(folder), "--image-size", "32", "--val-per-class", "3", "--max-epochs", "1",
-           "--cache-views", "2", "--refit", "--select", "--seed", "1", "--out", str(out), *extra]
+           "--data", str(folder), "--set", "image_size=32", "--set", "val_per_class=3", "--max-epochs", "1",
+           "--set", "cache_views=2", "--set", "protocol=refit", "--seed", "1", "--out", str(out), *extra]
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=kft_env())
     assert proc.returncode == 0, proc.stderr[-3000:]
     return proc.stdout + proc.stderr
@@ -80,7 +80,7 @@ def _train(folder, out, *extra):
 def test_a_run_streamed_from_disk_equals_the_in_memory_run(folder, tmp_path):
     require_env("KFT_WEIGHTS_DIR")  # ImageNet features: a random network's numbers barely depend on the images
     _train(folder, tmp_path / "memory")
-    log = _train(folder, tmp_path / "disk", "--data-budget-mb", "0.05")
+    log = _train(folder, tmp_path / "disk", "--set", "data_budget_mb=0.05")
     assert "data budget 0.05 MB: keeping them on disk" in log
     a, b = (json.loads((tmp_path / r / "metrics.json").read_text()) for r in ("memory", "disk"))
     def untimed(m):
@@ -100,7 +100,7 @@ def test_a_run_streamed_from_disk_equals_the_in_memory_run(folder, tmp_path):
 
 def test_a_bad_budget_is_one_line(folder, tmp_path):
     proc = subprocess.run([sys.executable, "-m", "kft", "train", "mobilenet_v3_small", "--data", str(folder),
-                           "--data-budget-mb", "-1", "--out", str(tmp_path / "r")],
+                           "--set", "data_budget_mb=-1", "--out", str(tmp_path / "r")],
                           capture_output=True, text=True, timeout=120, env=kft_env())
     assert proc.returncode != 0 and "data_budget_mb must be a positive number, got -1.0" in proc.stderr
     assert "Traceback" not in proc.stderr and not (tmp_path / "r").exists()

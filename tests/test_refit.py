@@ -6,16 +6,16 @@ import json
 import pytest
 
 from conftest import finished_run
-from kft.config import labels_split, protocol, resolve_plan
+from kft.plan import OptionError, labels_split, plan_from_dict, resolve_plan
 from kft.errors import KftError
 from test_run_safety import _assert_same_run, _cmd, _history, _kill_and_resume
 
 def _refit_cmd(out):
-    return _cmd(out) + ["--refit", "--select"]
+    return _cmd(out) + ["--set", "protocol=refit"]
 
 
 def _fixed_cmd(out):
-    return _cmd(out) + ["--refit", "--no-select"]
+    return _cmd(out) + ["--set", "protocol=fixed"]
 
 
 @pytest.fixture(scope="module")
@@ -28,18 +28,20 @@ def fixed_run(tmp_path_factory):
     return finished_run(tmp_path_factory, "fixed", _fixed_cmd)
 
 
-def test_labels_per_class_is_an_inner_80_20_split_that_refits():
+def test_labels_is_an_inner_80_20_split_of_which_every_label_trains():
     assert labels_split(100) == (80, 20)
     assert labels_split(10) == (8, 2)
     assert labels_split(2) == (1, 1)
-    plan = resolve_plan("mobilenet_v2", labels_per_class=25)
-    assert (plan.samples_per_class, plan.val_per_class, plan.refit) == (20, 5, True)
-    with pytest.raises(KftError, match="at least 2"):
+    plan = resolve_plan("mobilenet_v2", labels=25)
+    assert (plan.samples_per_class, plan.val_per_class, plan.protocol) == (20, 5, "fixed")
+    assert resolve_plan("mobilenet_v2", labels=25, protocol="refit").protocol == "refit"
+    with pytest.raises(OptionError, match=r"labels must be an integer >= 2, got 1") as e:
         labels_split(1)
+    assert e.value.key == "labels"
     with pytest.raises(KftError, match="not both"):
-        resolve_plan("mobilenet_v2", labels_per_class=25, samples_per_class=10)
-    with pytest.raises(KftError, match="always refits"):
-        resolve_plan("mobilenet_v2", labels_per_class=25, refit=False)
+        resolve_plan("mobilenet_v2", labels=25, samples_per_class=10)
+    with pytest.raises(OptionError, match="counts every label"):
+        resolve_plan("mobilenet_v2", labels=25, protocol="holdout")
 
 
 def test_refit_trains_every_label_for_the_selected_epochs(holdout_and_refit):
@@ -69,17 +71,21 @@ def test_a_refit_resumed_after_a_kill_equals_the_uninterrupted_one(tmp_path, hol
 
 
 def test_the_protocol_names_what_the_labels_did():
-    plan = resolve_plan("mobilenet_v2")
-    assert protocol(plan) == ("refit" if plan.select else "fixed")
-    assert protocol(resolve_plan("mobilenet_v2", refit=True, select=True)) == "refit"
-    assert protocol(resolve_plan("mobilenet_v2", refit=True, select=False)) == "fixed"
-    assert protocol(resolve_plan("mobilenet_v2", labels_per_class=25, select=False)) == "fixed"
-    # a holdout run always selects: that is what its validation labels are for
-    assert protocol(resolve_plan("mobilenet_v2", refit=False)) == "holdout"
-    with pytest.raises(KftError, match="--no-select needs refit"):
+    assert resolve_plan("mobilenet_v2").protocol == "fixed"
+    for protocol in ("fixed", "refit", "holdout"):
+        assert resolve_plan("mobilenet_v2", protocol=protocol).protocol == protocol
+    with pytest.raises(KftError, match=r"protocol: 'some' is not one of fixed, refit, holdout"):
+        resolve_plan("mobilenet_v2", protocol="some")
+    # the old refit/select booleans (flags, plans and run folders written before `protocol`) still read
+    assert resolve_plan("mobilenet_v2", refit=True, select=True).protocol == "refit"
+    assert resolve_plan("mobilenet_v2", refit=True, select=False).protocol == "fixed"
+    assert resolve_plan("mobilenet_v2", labels=25, select=False).protocol == "fixed"
+    assert resolve_plan("mobilenet_v2", refit=False).protocol == "holdout"  # a holdout run always selects
+    with pytest.raises(KftError, match="select false needs refit"):
         resolve_plan("mobilenet_v2", refit=False, select=False)
     with pytest.raises(KftError, match="select must be true or false"):
-        resolve_plan("mobilenet_v2", select="no")
+        plan_from_dict({"backbone": "mobilenet_v2", "refit": True, "select": "no",
+                        "stages": [{"name": "s", "trainable": ["head"]}]})
 
 
 def test_fixed_trains_every_label_for_each_stages_planned_epochs_without_a_selection_run(fixed_run):

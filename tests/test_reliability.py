@@ -9,7 +9,7 @@ import numpy as np
 
 CHILD = """
 import sys, time
-from kft.atomic import atomic_path
+from kft.rundir.atomic import atomic_path
 with atomic_path(sys.argv[1]) as tmp:
     with open(tmp, "wb") as f:
         f.write(b"new" * 100000)

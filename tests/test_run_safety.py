@@ -14,7 +14,7 @@ from conftest import kft_env as _env
 from conftest import tiny_run_cmd as _cmd
 from kft.errors import KftError
 
-# Each point is where KFT_TEST_KILL_AT SIGKILLs a tiny two-stage run (kft.killpoints).
+# Each point is where KFT_TEST_KILL_AT SIGKILLs a tiny two-stage run (kft.training.killpoints).
 # Default: the two that were broken (no checkpoint yet; the first epoch after the stage switch).
 FAST_POINTS = ["data-loaded", "stage-start:1"]
 SLOW_POINTS = ["stage-start:0", "epoch-trained:0:0", "epoch-trained:0:1", "stage-done:0", "epoch-trained:1:0",
@@ -100,7 +100,7 @@ def test_a_folder_with_files_is_refused_before_any_work(tmp_path, capsys):
 
 
 def test_overwrite_replaces_a_previous_run(tmp_path):
-    from kft.runguard import check_new_run_folder, unlock
+    from kft.rundir.guard import check_new_run_folder, unlock
 
     out = tmp_path / "old"
     (out / "checkpoint").mkdir(parents=True)
@@ -113,7 +113,7 @@ def test_overwrite_replaces_a_previous_run(tmp_path):
 
 LOCKER = """
 import sys, time
-from kft.runguard import lock
+from kft.rundir.guard import lock
 lock(sys.argv[1])
 print("locked", flush=True)
 time.sleep(120)
@@ -121,7 +121,7 @@ time.sleep(120)
 
 
 def test_a_second_process_is_refused_and_a_killed_holder_blocks_nothing(tmp_path):
-    from kft.runguard import lock, unlock
+    from kft.rundir.guard import lock, unlock
 
     run = tmp_path / "run"
     run.mkdir()
@@ -163,7 +163,9 @@ def _tiny_model():
 def test_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_last_one(tmp_path, monkeypatch):
     import shutil
 
-    from kft import checkpoint, runguard
+    from kft.rundir import checkpoint
+
+    from kft.rundir import guard as runguard
 
     model = _tiny_model()
     checkpoint.save(tmp_path, model, {"stage_index": 0, "next_epoch": 1})
@@ -180,7 +182,7 @@ def test_checkpoint_on_a_full_disk_is_one_line_and_keeps_the_last_one(tmp_path, 
 
 
 def test_enospc_during_any_atomic_write_is_one_line_and_leaves_nothing(tmp_path):
-    from kft import atomic
+    from kft.rundir import atomic
 
     target = tmp_path / "metrics.json"
     with pytest.raises(KftError, match=r"no space left on device while writing .*metrics\.json"):
@@ -193,7 +195,7 @@ def test_enospc_during_any_atomic_write_is_one_line_and_leaves_nothing(tmp_path)
 def test_export_on_a_full_disk_is_one_line(tmp_path, monkeypatch, capsys):
     from export_fixtures import trained
 
-    from kft import atomic
+    from kft.rundir import atomic
 
     real = atomic.write_bytes
 

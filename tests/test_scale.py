@@ -4,7 +4,7 @@ that go with big or imbalanced data. (``kft compare --jobs`` / ``--print-jobs``:
 import numpy as np
 import pytest
 
-from kft.config import resolve_plan
+from kft.plan import resolve_plan
 from kft.data.sampling import few_shot_indices
 from kft.errors import KftError
 
@@ -33,8 +33,9 @@ def test_the_cli_reads_all_or_a_number(capsys):
     from kft.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["train", "mobilenet_v3_small", "--samples-per-class", "lots"])
-    assert e.value.code == 2 and "'lots' is neither a whole number nor 'all'" in capsys.readouterr().err
+        main(["train", "mobilenet_v3_small", "--set", "samples_per_class=lots"])
+    assert e.value.code == 2 and "samples_per_class must be a positive integer or 'all', got 'lots'" in \
+        capsys.readouterr().err
 
 
 def test_all_on_cifar10():

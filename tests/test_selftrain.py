@@ -9,9 +9,9 @@ import pytest
 from PIL import Image
 
 from conftest import finished_run, kft_env, tiny_run_cmd
-from kft import selftrain
-from kft.callbacks import Callback
-from kft.config import resolve_plan
+from kft.training import selftrain
+from kft.training.callbacks import Callback
+from kft.plan import resolve_plan
 from kft.data.unlabeled import check_spec, load_pool
 from kft.errors import KftError
 from test_run_safety import _assert_same_run
@@ -32,9 +32,11 @@ def test_select_keeps_the_most_confident_per_predicted_class():
 
 
 def test_which_stages_each_kind_of_student_trains():
-    assert selftrain.student_stages("fresh", 3) == [0, 1, 2]
-    assert selftrain.student_stages("top", 3) == [0]
-    assert selftrain.student_stages("teacher", 3) == [2]
+    from kft.training.schedule import student_stages
+
+    assert student_stages("fresh", 3) == [0, 1, 2]
+    assert student_stages("top", 3) == [0]
+    assert student_stages("teacher", 3) == [2]
 
 
 def test_targets_are_the_teachers_probabilities_or_its_top1():
@@ -52,13 +54,13 @@ def test_plan_keys_and_cli_overrides_are_checked():
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").self_training.student == "fresh"
     # the teacher's stages keep the default plan's epochs
     assert [s.max_epochs for s in plan.stages] == [s.max_epochs for s in resolve_plan("mobilenet_v2").stages]
-    with pytest.raises(KftError, match="--student-epochs must be positive"):
+    with pytest.raises(KftError, match="self_training.max_epochs must be a positive integer, got 0"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_epochs=0)
-    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", refit=True).refit  # the refit teacher
-    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", labels_per_class=100).refit
-    with pytest.raises(KftError, match="--rounds must be positive"):
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", protocol="refit").protocol == "refit"  # refit teacher
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", labels=100).every_label_trains
+    with pytest.raises(KftError, match="self_training.rounds must be a positive integer, got 0"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", rounds=0)
-    from kft.config import plan_from_dict
+    from kft.plan import plan_from_dict
 
     d = resolve_plan("mobilenet_v2").to_dict()
     d["self_training"]["treshold"] = 0.9
@@ -77,10 +79,10 @@ def test_plan_keys_and_cli_overrides_are_checked():
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_probe="teacher").self_training.probe == "teacher"
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_mixup=0).self_training.mixup == 0
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_lr_scale=2).self_training.lr_scale == 2
-    with pytest.raises(KftError, match=r"self_training.lr_scale must be a number > 0, got 0"):
+    with pytest.raises(KftError, match=r"self_training.lr_scale must be a positive number, got 0"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_lr_scale=0)
     assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_mixup=0.4).self_training.mixup == 0.4
-    with pytest.raises(KftError, match=r"self_training.mixup must be a number >= 0 \(0: off\), got -1"):
+    with pytest.raises(KftError, match=r"self_training.mixup must be a number >= 0, got -1"):
         resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", student_mixup=-1)
     d = resolve_plan("mobilenet_v2").to_dict()
     d["stages"][1]["mixup"] = "lots"
@@ -126,11 +128,11 @@ def test_a_wrong_pool_is_one_line_before_any_work(tmp_path):
 
 
 def _st_cmd(out, *extra):
-    return tiny_run_cmd(out, "--unlabeled", "cifar10-rest", "--pool-limit", "300", "--pseudo-per-class", "6", *extra)
+    return tiny_run_cmd(out, "--unlabeled", "cifar10-rest", "--set", "self_training.pool_limit=300", "--set", "self_training.per_class=6", *extra)
 
 
 def _st_refit_cmd(out):
-    return _st_cmd(out, "--refit", "--select")
+    return _st_cmd(out, "--set", "protocol=refit")
 
 
 def _kill_and_resume(cmd, run, point):
@@ -219,7 +221,7 @@ def test_a_refit_self_training_run_resumed_at_its_student_equals_the_uninterrupt
 
 
 def test_without_a_selection_run_the_fixed_model_teaches_and_the_student_follows(tmp_path_factory):
-    run, log = finished_run(tmp_path_factory, "st-fixed", lambda out: _st_cmd(out, "--refit", "--no-select"))
+    run, log = finished_run(tmp_path_factory, "st-fixed", lambda out: _st_cmd(out, "--set", "protocol=fixed"))
     m = json.loads((run / "metrics.json").read_text())
     st = m["self_training"]
     assert [(s["name"], s["epochs"], s["best_val_accuracy"]) for s in m["stages"]] == [
@@ -236,8 +238,8 @@ def test_without_a_selection_run_the_fixed_model_teaches_and_the_student_follows
 def test_the_teacher_scores_the_pool_from_cached_features_as_from_the_images(tmp_path):
     """The pool goes through the frozen prefix once (on disk past the budget); the teacher's
     probabilities from those features equal the whole model's on the images."""
-    from kft.cache import FeatureCache
-    from kft.config import resolve_plan
+    from kft.training.cache import FeatureCache
+    from kft.plan import resolve_plan
     from kft.data.ondisk import on_disk
     from kft.model import build_classifier
     from conftest import make_data
@@ -325,9 +327,9 @@ def test_a_top_student_trains_a_fresh_top_on_the_teachers_lower_blocks(tmp_path)
 
 def _top_cmd(out):
     """A tiny top-student run whose teacher really moves layer3 (ImageNet weights learn in 2 epochs)."""
-    return tiny_run_cmd(out, "--weights", "imagenet", "--samples-per-class", "10", "--val-per-class", "5",
-                        "--cache-views", "1", "--unlabeled", "cifar10-rest", "--pool-limit", "200",
-                        "--pseudo-per-class", "5", "--student", "top")
+    return tiny_run_cmd(out, "--weights", "imagenet", "--set", "samples_per_class=10", "--set", "val_per_class=5",
+                        "--set", "cache_views=1", "--unlabeled", "cifar10-rest", "--set", "self_training.pool_limit=200",
+                        "--set", "self_training.per_class=5", "--set", "self_training.student=top")
 
 
 def test_a_top_student_resumed_at_its_round_equals_the_uninterrupted_one(tmp_path_factory, tmp_path):
@@ -335,7 +337,7 @@ def test_a_top_student_resumed_at_its_round_equals_the_uninterrupted_one(tmp_pat
     checkpoint and resets only the top, as the uninterrupted run did."""
     from conftest import require_env
     from kft.model import block_layers, build_classifier
-    from kft.runs import load_model
+    from kft.rundir import load_model
 
     require_env("KFT_WEIGHTS_DIR")
     reference, _ = finished_run(tmp_path_factory, "top", _top_cmd)
@@ -352,8 +354,8 @@ def test_a_top_student_resumed_at_its_round_equals_the_uninterrupted_one(tmp_pat
 
 def _probe_cmd(out, *extra):
     """A tiny fixed-protocol lp_ft_top run whose fresh student starts from the teacher's probe head."""
-    return tiny_run_cmd(out, "--strategy", "lp_ft_top", "--refit", "--no-select", "--unlabeled", "cifar10-rest",
-                        "--pool-limit", "200", "--pseudo-per-class", "5", "--student-probe", "teacher", *extra)
+    return tiny_run_cmd(out, "--strategy", "lp_ft_top", "--set", "protocol=fixed", "--unlabeled", "cifar10-rest",
+                        "--set", "self_training.pool_limit=200", "--set", "self_training.per_class=5", "--set", "self_training.probe=teacher", *extra)
 
 
 def test_a_fresh_student_starts_from_the_teachers_probe_head_and_skips_its_probe(tmp_path):

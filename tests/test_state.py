@@ -5,8 +5,8 @@ import logging
 import numpy as np
 import pytest
 
-from kft.callbacks import CallbackList, EarlyStopping
-from kft.state import RunState, StageProgress, StageRecord
+from kft.training.callbacks import CallbackList, EarlyStopping
+from kft.rundir.state import RunState, StageProgress, StageRecord
 
 RECORD = StageRecord("stage1", 3, 0.5, 2, 1.5, 100, True, 2.0)
 
@@ -45,7 +45,7 @@ class _Var:
 
 
 class _Trainer:
-    """What callbacks read from ``kft.train.StageTrainer``, without TensorFlow."""
+    """What callbacks read from ``kft.training.trainer.StageTrainer``, without TensorFlow."""
 
     def __init__(self, index=0, validates=True, incoming_score=0.0):
         self.index, self.validates, self.stop_training = index, validates, False
@@ -102,7 +102,7 @@ def test_a_resumed_stage_that_had_run_out_of_patience_trains_no_more():
 def test_library_messages_go_through_logging(capsys, caplog):
     from kft.log import show_messages
 
-    logger = logging.getLogger("kft.train")
+    logger = logging.getLogger("kft.training.run")
     root = logging.getLogger("kft")
     root.handlers.clear()  # as a fresh process has it (a CLI test may have run here before)
     root.propagate = True
@@ -122,7 +122,7 @@ def test_library_messages_go_through_logging(capsys, caplog):
         root.setLevel(logging.NOTSET)
 
 
-@pytest.mark.parametrize("module", ["kft.train", "kft.cache", "kft.export", "kft.compare.grid", "kft.bench.run"])
+@pytest.mark.parametrize("module", ["kft.training.run", "kft.training.trainer", "kft.training.schedule", "kft.training.cache", "kft.export", "kft.compare.grid", "kft.bench.run"])
 def test_library_modules_do_not_print(module):
     import importlib
     import inspect

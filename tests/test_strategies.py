@@ -5,10 +5,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from kft import strategies
+from kft.plan import strategies
 from kft.backbones import registry
 from kft.cli import main
-from kft.config import load_plan, plan_from_dict, resolve_plan
+from kft.plan import load_plan, plan_from_dict, resolve_plan
 from kft.errors import KftError
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -55,7 +55,7 @@ def test_kft_plan_prints_yaml_that_config_reads_back(tmp_path, capsys):
     assert text.startswith("# resnet34 / three_stage")
     assert plan_from_dict(yaml.safe_load(text)).to_dict() == strategies.build_plan("resnet34", "three_stage").to_dict()
     (tmp_path / "p.yaml").write_text(text.replace("max_epochs: 20", "max_epochs: 7"))
-    edited = resolve_plan("resnet34", config_path=tmp_path / "p.yaml")
+    edited = resolve_plan("resnet34", config=tmp_path / "p.yaml")
     assert [s.max_epochs for s in edited.stages] == [7, 30, 7]
 
 
@@ -68,11 +68,12 @@ def test_every_example_plan_in_configs_loads(path):
 
 def test_the_default_plan_is_lp_ft_top_with_every_label_for_fixed_epochs():
     plan = resolve_plan("mobilenet_v2")
-    assert (plan.strategy, plan.refit, plan.select, plan.cache_views) == ("lp_ft_top", True, False, 8)  # its own views
-    assert resolve_plan("mobilenet_v2", strategy="two_stage").select is False  # every shipped plan: fixed
+    assert (plan.strategy, plan.protocol, plan.cache_views) == ("lp_ft_top", "fixed", 8)  # its own views
+    assert resolve_plan("mobilenet_v2", strategy="two_stage").protocol == "fixed"  # every shipped plan
     assert resolve_plan("mobilenet_v2", strategy="two_stage").cache_views == 16
     assert resolve_plan("mobilenet_v2", cache_views=4).cache_views == 4  # the command line still decides
-    assert resolve_plan("mobilenet_v2", refit=False).refit is False
-    # self-training follows the plan's protocol: the refit model teaches (kft.selftrain)
-    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").refit is True  # as without unlabelled images
-    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", refit=False).refit is False
+    assert resolve_plan("mobilenet_v2", settings={"protocol": "holdout"}).protocol == "holdout"
+    assert resolve_plan("mobilenet_v2", refit=False).protocol == "holdout"  # the old spelling still works
+    # self-training follows the plan's protocol: the model trained on every label teaches (kft.training.selftrain)
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest").protocol == "fixed"  # as without unlabelled images
+    assert resolve_plan("mobilenet_v2", unlabeled="cifar10-rest", protocol="holdout").protocol == "holdout"

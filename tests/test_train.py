@@ -5,7 +5,7 @@ from types import SimpleNamespace
 import numpy as np
 import pytest
 
-from kft.config import Augment, Plan, Stage, validate
+from kft.plan import Augment, Plan, Stage, validate
 from kft.model import block_layers, build_classifier
 
 
@@ -23,7 +23,7 @@ def _snapshot(model):
 
 
 def _fit(model, plan, stage_index, data, **kw):
-    from kft.train import StageTrainer
+    from kft.training.trainer import StageTrainer
 
     return StageTrainer(model, plan, plan.stages[stage_index], stage_index, data, seed=0, **kw).fit()
 
@@ -72,7 +72,7 @@ def test_zero_multiplier_block_does_not_move(tiny_data):
 
 def test_sgd_updates_scale_with_multipliers(tiny_data):
     """One SGD step (no momentum) with multiplier m moves a block by exactly m x the m=1 step."""
-    from kft import optim
+    from kft.training import optim
 
     import tensorflow as tf
 
@@ -110,7 +110,7 @@ def test_cache_suffix_matches_full_model_logits_and_gradients(tiny_data):
     """Suffix-on-cached-features == full model: same logits, same trainable gradients (float32, tol 1e-4)."""
     import tensorflow as tf
 
-    from kft.cache import compute_features, split_model
+    from kft.training.cache import compute_features, split_model
     from kft.model import set_trainable_blocks
 
     model = _model()
@@ -147,7 +147,7 @@ def test_stage_two_never_ends_worse_than_it_started(tiny_data):
 
 
 def test_head_only_caches_pooled_features_and_matches_full_model(tiny_data):
-    from kft.cache import compute_features, split_model
+    from kft.training.cache import compute_features, split_model
 
     model = _model()
     split = split_model(model, None)
@@ -159,7 +159,7 @@ def test_head_only_caches_pooled_features_and_matches_full_model(tiny_data):
 
 
 def _two_stage_cache(plan_kw=None):
-    from kft.cache import FeatureCache
+    from kft.training.cache import FeatureCache
 
     plan = _plan([Stage("s1", ["layer4", "head"]), Stage("s2", ["layer3", "layer4", "head"])],
                  augment=Augment(), cache_views=2, **(plan_kw or {}))
@@ -191,7 +191,7 @@ def test_feature_cache_runs_the_images_once_and_derives_every_stage(tiny_data):
 
 
 def test_feature_cache_falls_back_when_the_shared_store_is_over_budget(tiny_data, monkeypatch):
-    from kft.cache import FeatureCache
+    from kft.training.cache import FeatureCache
 
     sizes = {"layer3": 3, "layer4": 1}  # MB, as if the images were large
     monkeypatch.setattr(FeatureCache, "_bytes", lambda self, cut: sizes[cut] * 2**20)
@@ -204,7 +204,7 @@ def test_feature_cache_falls_back_when_the_shared_store_is_over_budget(tiny_data
 
 def test_feature_cache_sees_blocks_an_earlier_stage_trained(tiny_data):
     """A later stage that cuts higher gets features through the blocks as they are *now*."""
-    from kft.cache import FeatureCache, compute_features, prefix_model
+    from kft.training.cache import FeatureCache, compute_features, prefix_model
     from kft.model import block_layers
 
     plan = _plan([Stage("s1", ["layer3", "layer4", "head"]), Stage("s2", ["layer4", "head"])])
@@ -230,7 +230,7 @@ def test_the_refits_probe_reuses_the_pooled_features_it_derived_with_the_same_we
     and equal what deriving them again gives; changed weights are never served stale features."""
     import keras
 
-    from kft.cache import FeatureCache
+    from kft.training.cache import FeatureCache
 
     plan = validate(Plan(backbone="mobilenet_v2", image_size=32, batch_size=8, augment=Augment(), cache_views=2,
                          stages=[Stage("probe", ["head"]), Stage("top", ["layer3", "layer4", "head"])]))
@@ -246,7 +246,7 @@ def test_the_refits_probe_reuses_the_pooled_features_it_derived_with_the_same_we
     first = cache.for_stage(plan.stages[0]).train
     assert first.shape[:2] == (2, n)
     cache.refit(refit_data)
-    from kft import cache as cache_module
+    from kft.training import cache as cache_module
 
     ran, compute = [], cache_module.compute_features
     monkeypatch.setattr(cache_module, "compute_features",
@@ -272,7 +272,7 @@ def test_balanced_class_weights_weight_each_images_loss(tiny_data):
     import keras
     import tensorflow as tf
 
-    from kft.train import StageTrainer, balanced_class_weights
+    from kft.training.trainer import StageTrainer, balanced_class_weights
 
     assert balanced_class_weights(np.array([0, 0, 0, 1]), 3) == pytest.approx([4 / 9, 4 / 3, 0.0])
     keep = np.r_[0:8, 8:10, 16:24]  # class 1 keeps 2 of its 8 images

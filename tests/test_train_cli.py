@@ -13,7 +13,7 @@ def test_smoke_train_leaves_a_complete_run_directory(tmp_path):
     require_env("KFT_WEIGHTS_DIR")
     run = tmp_path / "run"
     out = subprocess.run([sys.executable, "-m", "kft", "train", "mobilenet_v2", "--max-epochs", "1",
-                          "--samples-per-class", "10", "--val-per-class", "20", "--limit-test", "200", "--out", str(run)],
+                          "--set", "samples_per_class=10", "--set", "val_per_class=20", "--limit-test", "200", "--out", str(run)],
                          capture_output=True, text=True, timeout=900)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "[probe] epoch 1/1" in out.stdout and "[top] epoch 1/1" in out.stdout

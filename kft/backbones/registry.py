@@ -10,7 +10,7 @@ to the last block whose first layer has been seen. Keras names auto-generated
 layers (``activation_17``) by a per-process counter, so only stable, explicit
 names serve as boundaries. Each boundary is where the whole network state is
 one tensor (the first layer's single input), so the network can be cut there and
-the frozen part cached (see ``kft.cache``).
+the frozen part cached (see ``kft.training.cache``).
 """
 
 from __future__ import annotations
@@ -146,9 +146,3 @@ def block_input(spec: BackboneSpec, backbone, block: str):
     """The single tensor that enters ``block``: cutting the network there splits it in two."""
     first = dict(spec.blocks)[block]
     return backbone.input if first is None else backbone.get_layer(first).input
-
-
-# The built-in backbones register themselves on import; importing them here makes the
-# registry complete whichever module is imported first. (They import this module's
-# names above, which exist by now.)
-from kft.backbones import mobilenet as _mobilenet, resnet_specs as _resnet_specs  # noqa: E402,F401

@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-from kft.atomic import atomic_path
+from kft.rundir.atomic import atomic_path
 from kft.errors import KftError, one_of
 
 # timm's copies of torchvision's original ImageNet weights (IMAGENET1K_V1), as safetensors.

@@ -89,14 +89,14 @@ def _download(spec: BackboneSpec, image_size: int) -> Path:
     """Fetch ImageNet weights into the cache; a clear error when offline."""
     source = spec.weights_source
     if source is None or not spec.weights_file:
-        raise KftError(f"{spec.name} has no ImageNet weights source; give --weights FILE or --weights none")
+        raise KftError(f"{spec.name} has no ImageNet weights source; give `weights` FILE or `weights` none")
     dest = CACHE_DIR / spec.weights_file
     try:
         if source.kind == TORCHVISION:
             from kft.backbones.torch_weights import download_imagenet
 
             return download_imagenet(source.model, CACHE_DIR)
-        from kft.atomic import atomic_path
+        from kft.rundir.atomic import atomic_path
 
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
@@ -110,7 +110,7 @@ def _download(spec: BackboneSpec, image_size: int) -> Path:
         where = f"KFT_WEIGHTS_DIR={weights_dir()}" if weights_dir() else "KFT_WEIGHTS_DIR (unset)"
         raise KftError(
             f"no ImageNet weights for {spec.name}: looked for {spec.weights_file} in {where} and {CACHE_DIR}, "
-            f"and the download failed ({type(e).__name__}); put the file in KFT_WEIGHTS_DIR or use --weights none"
+            f"and the download failed ({type(e).__name__}); put the file in KFT_WEIGHTS_DIR or use `weights` none"
         ) from None
 
 

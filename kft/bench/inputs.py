@@ -37,10 +37,10 @@ def folder_images(folder, n: int = MAX_IMAGES) -> tuple[list[np.ndarray], str]:
     """The first ``n`` image files of ``folder`` (sorted by name); an unreadable image is an error."""
     folder = Path(folder)
     if not folder.is_dir():
-        raise KftError(f"--images {folder}: not a folder")
+        raise KftError(f"`images` {folder}: not a folder")
     files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)[:n]
     if not files:
-        raise KftError(f"--images {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
+        raise KftError(f"`images` {folder}: no image files ({', '.join(IMAGE_SUFFIXES)})")
     return [load_rgb(p) for p in files], f"{len(files)} photos from {folder}"
 
 

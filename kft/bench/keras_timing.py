@@ -64,7 +64,7 @@ def _measure(request: dict) -> dict:
 
     from kft.bench.inputs import fit_to
     from kft.bench.macs import keras_macs
-    from kft.runs import load_model
+    from kft.rundir import load_model
 
     model = load_model(request["model"])
     shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else None

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 
 from kft.errors import KftError
-from kft.runs import METRICS as RUN_METRICS
+from kft.rundir import METRICS as RUN_METRICS
 
 EXPORT_REPORT = "export_report.json"
 

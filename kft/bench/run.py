@@ -32,7 +32,7 @@ def check_models(models) -> list[Path]:
     """The model files: each a .tflite or .keras file, or a run folder (its model.keras)."""
     if not models:
         raise KftError("no model given: kft bench MODEL.tflite [MODEL.keras ...]")
-    from kft.artifacts import open_artifact
+    from kft.rundir.artifacts import open_artifact
 
     return [open_artifact(m).model_path for m in models]  # a run folder: its model.keras
 
@@ -45,10 +45,10 @@ def benchmark(models, threads=(1,), runs: int = 50, warmup: int = 5, images_dir=
 
     paths = check_models(models)
     if runs < 1 or warmup < 0:
-        raise KftError(f"--runs must be >= 1 and --warmup >= 0 (got {runs} and {warmup})")
+        raise KftError(f"`runs` must be >= 1 and `warmup` >= 0 (got {runs} and {warmup})")
     threads = [int(t) for t in threads]
     if not threads or min(threads) < 1:
-        raise KftError("--threads: every thread count must be >= 1")
+        raise KftError("`threads`: every thread count must be >= 1")
     images, source = bench_images(images_dir)
     labels = short_labels(paths)
     cpu = cpu_info()

@@ -23,7 +23,7 @@ PLOT_SUFFIXES = (".png", ".pdf", ".svg", ".jpg", ".jpeg")
               "(default: CIFAR-10 test images from $KFT_DATA_DIR, else synthetic natural-looking images).")
 def bench(models, threads, runs, warmup, json_path, plot_path, images_dir):
     """Latency (batch 1), MACs and GMAC/s of .tflite (and .keras) MODELS per thread count."""
-    from kft import atomic
+    from kft.rundir import atomic
     from kft.bench.report import format_table, header, plot_pareto
     from kft.bench.run import benchmark, check_models, parse_threads
     from kft.log import show_messages

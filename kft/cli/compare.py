@@ -10,6 +10,7 @@ import click
 from kft.cli.group import cli
 from kft.compare import settings as compare_defaults  # constants only: no TensorFlow
 from kft.errors import KftError
+from kft.plan.schema import PROTOCOLS
 
 
 @cli.command()
@@ -27,10 +28,10 @@ from kft.errors import KftError
 @click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set (smoke runs).")
 @click.option("--cache", type=click.Choice(["auto", "off"]), help="Frozen-prefix feature cache.")
 @click.option("--cache-views", type=int, help="Augmented views per image in the cache.")
-@click.option("--refit/--no-refit", default=None,
-              help="Label protocol: every label trains the final model, or (--no-refit) holdout (see kft train).")
-@click.option("--select/--no-select", default=None,
-              help="With refit: select each stage's epochs first (refit protocol), or not (fixed; see kft train).")
+@click.option("--protocol", type=click.Choice(PROTOCOLS),
+              help="Label protocol of every run (default: each plan's, fixed for the shipped ones; see kft plan --keys).")
+@click.option("--refit/--no-refit", default=None, hidden=True, help="Deprecated: --protocol.")
+@click.option("--select/--no-select", default=None, hidden=True, help="Deprecated: --protocol.")
 @click.option("--out", type=click.Path(file_okay=False), help="Compare folder (default runs/compare-<time>); "
               "rerun with the same --out to continue.")
 @click.option("--jobs", type=int, default=1, show_default=True,
@@ -39,12 +40,20 @@ from kft.errors import KftError
               help="Train nothing: print a `kft train` line per missing run (for a cluster scheduler); "
                    "the same `kft compare` afterwards collects the finished runs.")
 def compare(backbones, strategies, seeds, samples_per_class, weights, val_per_class, image_size, data_dir,
-            max_epochs, limit_test, cache, cache_views, refit, select, out, jobs, print_jobs):
+            max_epochs, limit_test, cache, cache_views, protocol, refit, select, out, jobs, print_jobs):
     """Train every backbone x strategy x seed; tables, paired statistics and plots."""
     from kft.compare.grid import compare as run_compare
     from kft.compare.settings import CompareSettings
     from kft.lists import parse_list
 
+    if refit is not None or select is not None:
+        from kft.plan.resolve import protocol_from_flags
+
+        old = " ".join(f for f, v in (("--refit", refit), ("--no-refit", refit is False), ("--select", select),
+                                      ("--no-select", select is False)) if v is True)
+        protocol = protocol_from_flags(protocol or "fixed", {k: v for k, v in (("refit", refit), ("select", select))
+                                                             if v is not None})
+        click.echo(f"note: {old} is deprecated; use --protocol {protocol}", err=True)
     settings = CompareSettings(
         backbones=parse_list(backbones, "backbones"), strategies=parse_list(strategies, "strategies"),
         seeds=parse_list(seeds, "seeds", int, minimum=0),
@@ -52,7 +61,7 @@ def compare(backbones, strategies, seeds, samples_per_class, weights, val_per_cl
         out=Path(out) if out else Path("runs") / f"compare-{time.strftime('%Y%m%d-%H%M%S')}",
         weights=weights, val_per_class=val_per_class, image_size=image_size, max_epochs=max_epochs,
         limit_test=limit_test, cache=cache, cache_views=cache_views, data_dir=str(data_dir) if data_dir else None,
-        refit=refit, select=select)
+        protocol=protocol)
     if any(n < 1 for n in settings.samples_per_class):
         raise KftError("--samples-per-class: every value must be at least 1")
     result = run_compare(settings, jobs=jobs, print_jobs=print_jobs)

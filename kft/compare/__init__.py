@@ -1,6 +1,6 @@
 """``kft compare``: the same few-shot training for every backbone x strategy x seed, then statistics.
 
-Each combination is an ordinary ``kft.train.train`` run, in
+Each combination is an ordinary ``kft.training.train`` run, in
 ``<out>/runs/<backbone>-<strategy>-s<seed>-n<samples_per_class>/``. A folder that
 already holds a complete ``metrics.json`` is reused, so an interrupted compare
 continues where it stopped; a folder without one (a run killed mid-way) is

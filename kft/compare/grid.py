@@ -10,18 +10,13 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from kft import atomic
-from kft.compare.report import write_reports
-from kft.compare.report import write_tables
-from kft.compare.settings import CompareSettings
-from kft.compare.settings import FIXED_KEYS
-from kft.compare.settings import REQUIRED_METRICS
-from kft.compare.settings import check_weights
-from kft.compare.settings import weights_label
-from kft.config import protocol as label_protocol
+from kft.compare.report import write_reports, write_tables
+from kft.compare.settings import FIXED_KEYS, REQUIRED_METRICS, CompareSettings, check_weights, weights_label
 from kft.errors import KftError
-from kft.runs import FILES as RUN_FILES
-from kft.runs import METRICS
+from kft.plan import resolve_plan
+from kft.rundir import FILES as RUN_FILES
+from kft.rundir import METRICS, atomic
+from kft.training import train
 
 _log = logging.getLogger(__name__)
 
@@ -50,16 +45,12 @@ def plan_jobs(settings: CompareSettings) -> list[Job]:
     Order: samples per class, then seed, then backbone, then strategy, so an
     interrupted compare already holds complete paired sets for its first seeds.
     """
-    from kft.config import resolve_plan
-
     plans = {}
     for b in settings.backbones:
         for s in settings.strategies:
             for n in settings.samples_per_class:
-                plans[b, s, n] = resolve_plan(
-                    b, s, None, samples_per_class=n, val_per_class=settings.val_per_class,
-                    image_size=settings.image_size, cache=settings.cache, cache_views=settings.cache_views,
-                    max_epochs=settings.max_epochs, refit=settings.refit, select=settings.select)
+                plans[b, s, n] = resolve_plan(b, s, settings={**settings.plan_settings(), "samples_per_class": n},
+                                              max_epochs=settings.max_epochs)
     runs = Path(settings.out) / "runs"
     return [Job(b, s, seed, n, plans[b, s, n], runs / run_name(b, s, seed, n))
             for n in settings.samples_per_class for seed in settings.seeds
@@ -85,11 +76,11 @@ def _check_matches(job: Job, metrics: dict, settings: CompareSettings) -> None:
     for key, value in want.items():
         if key in metrics and metrics[key] != value:
             raise KftError(f"{job.path} is a finished run with {key}={metrics[key]!r}, but this compare asks for "
-                           f"{value!r}; use another --out")
+                           f"{value!r}; use another `out`")
     protocol = metrics.get("labels", {}).get("protocol", "holdout")
-    if protocol != label_protocol(job.plan):
+    if protocol != job.plan.protocol:
         raise KftError(f"{job.path} is a finished {protocol} run, but this compare asks for the "
-                       f"{label_protocol(job.plan)} label protocol; use another --out")
+                       f"{job.plan.protocol} label protocol; use another `out`")
 
 
 def _clear_unfinished(path: Path) -> None:
@@ -97,10 +88,10 @@ def _clear_unfinished(path: Path) -> None:
     if not path.exists():
         return
     if not path.is_dir():
-        raise KftError(f"{path} exists and is not a folder; remove it or use another --out")
+        raise KftError(f"{path} exists and is not a folder; remove it or use another `out`")
     entries = list(path.iterdir())
     if entries and not any((path / f).exists() for f in RUN_FILES):
-        raise KftError(f"{path} holds files that are not a kft run; remove it or use another --out")
+        raise KftError(f"{path} holds files that are not a kft run; remove it or use another `out`")
     shutil.rmtree(path)
 
 
@@ -112,12 +103,12 @@ def _check_fixed_settings(settings: CompareSettings) -> None:
         try:
             before = json.loads(path.read_text()).get("settings", {})
         except (OSError, ValueError, AttributeError):
-            raise KftError(f"{path} is unreadable; remove it or use another --out") from None
+            raise KftError(f"{path} is unreadable; remove it or use another `out`") from None
         diff = [k for k in FIXED_KEYS if before.get(k) != fixed[k]]
         if diff:
             k = diff[0]
             raise KftError(f"{settings.out} holds runs made with {k}={before.get(k)!r}, not {fixed[k]!r}; "
-                           "use another --out (runs with different settings cannot be pooled)")
+                           "use another `out` (runs with different settings cannot be pooled)")
     atomic.write_json(path, {"settings": fixed, "command": settings.command()})
 
 
@@ -134,27 +125,27 @@ class CompareResult:
 def train_command(settings: CompareSettings, job: Job) -> list[str]:
     """``kft train`` arguments that make exactly ``job``'s run in its folder, from any working
     folder (absolute paths); ``--overwrite`` where an interrupted run left its folder."""
-    options = settings.shared_options()
+    options = settings.train_options()
     if settings.data_dir:
         options[options.index("--data-dir") + 1] = str(Path(settings.data_dir).resolve())
     return ["kft", "train", job.backbone, "--strategy", job.strategy, "--seed", str(job.seed),
-            "--samples-per-class", str(job.samples_per_class), "--weights", settings.weights, *options,
+            "--set", f"samples_per_class={job.samples_per_class}", "--weights", settings.weights, *options,
             "--out", str(job.path.resolve()), *(["--overwrite"] if job.path.exists() else [])]
 
 
 def compare(settings: CompareSettings, jobs: int = 1, print_jobs: bool = False) -> CompareResult:
     """Train every missing combination and write the reports; returns what happened.
 
-    ``jobs`` 1 trains in this process (``kft.train.train``); more runs that many ``kft train``
+    ``jobs`` 1 trains in this process (``kft.training.train``); more runs that many ``kft train``
     processes at once, each logging to ``<out>/logs/<run>.log``. ``print_jobs`` trains
     nothing: ``result.commands`` holds a ``kft train`` line per missing run, for a cluster
     scheduler; the same ``kft compare`` afterwards finds those runs finished and reports.
     """
     if jobs < 1:
-        raise KftError(f"--jobs must be at least 1, got {jobs}")
+        raise KftError(f"`jobs` must be at least 1, got {jobs}")
     check_weights(settings.backbones, settings.weights)
     if settings.limit_test is not None and settings.limit_test <= 0:
-        raise KftError(f"--limit-test must be positive, got {settings.limit_test}")
+        raise KftError(f"`limit_test` must be positive, got {settings.limit_test}")
     grid = plan_jobs(settings)
     out = Path(settings.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -186,8 +177,6 @@ def compare(settings: CompareSettings, jobs: int = 1, print_jobs: bool = False) 
 
 
 def _train_here(settings: CompareSettings, grid: list[Job], todo: list[Job], result: CompareResult) -> None:
-    from kft.train import train
-
     for i, job in enumerate(todo, 1):
         _clear_unfinished(job.path)
         _log.info(f"[{i}/{len(todo)}] {job.name}: {job.backbone} / {job.strategy}, seed {job.seed}, "

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 
-from kft import atomic
+from kft.rundir import atomic
 from kft.compare.plots import plot_compare
 from kft.compare.plots import plot_learning_curve
 from kft.compare.settings import BASELINE
@@ -75,15 +75,10 @@ PROTOCOLS = {"refit": "**refit** (after selection, the final model trains on tra
 
 
 def _protocol(settings: CompareSettings, rows: list[dict]) -> str:
-    """The label protocol the finished runs used (what ``--refit``/``--select`` asked, before any finished)."""
+    """The label protocol the finished runs used (what ``--protocol`` asked, before any finished)."""
     used = sorted({r.get("label_protocol", "holdout") for r in rows})  # rows of old runs: holdout
     if not used:  # what the settings ask for
-        if settings.refit is False:
-            used = ["holdout"]
-        elif settings.select is not None:
-            used = ["refit" if settings.select else "fixed"]
-        else:
-            used = ["each plan's"]
+        used = [settings.protocol or "each plan's"]
     return " and ".join(PROTOCOLS.get(p, p) for p in used)
 
 

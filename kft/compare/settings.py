@@ -8,7 +8,7 @@ from pathlib import Path
 import shlex
 
 from kft.errors import KftError
-from kft.strategies import names as strategy_names
+from kft.plan.strategies import names as strategy_names
 
 BASELINE = "two_stage"
 DEFAULT_BACKBONES = "mobilenet_v2,mobilenet_v3_small"
@@ -22,8 +22,8 @@ CSV_COLUMNS = ("backbone", "strategy", "seed", "samples_per_class", "weights", "
 REQUIRED_METRICS = ("backbone", "strategy", "seed", "samples_per_class", "weights", "test_accuracy",
                     "val_accuracy", "stages", "seconds")
 # Settings that must not change between invocations writing into the same folder.
-FIXED_KEYS = ("weights", "val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views", "refit",
-              "select")
+FIXED_KEYS = ("weights", "val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views", "protocol")
+PLAN_KEYS = ("val_per_class", "image_size", "cache", "cache_views", "protocol")  # passed as `kft train --set`
 
 
 
@@ -45,8 +45,7 @@ class CompareSettings:
     cache: str | None = None
     cache_views: int | None = None
     data_dir: str | None = None
-    refit: bool | None = None  # None: each plan's (the shipped ones: every label trains); False: holdout
-    select: bool | None = None  # None: each plan's (the shipped ones: fixed); True: refit after selection
+    protocol: str | None = None  # None: each plan's (the shipped ones: fixed); refit or holdout
 
     def fixed(self) -> dict:
         return {k: getattr(self, k) for k in FIXED_KEYS}
@@ -58,17 +57,29 @@ class CompareSettings:
                 "--samples-per-class", ",".join(map(str, self.samples_per_class)), "--weights", self.weights]
         return shlex.join([*args, *self.shared_options(), "--out", str(self.out)])
 
+    def plan_settings(self) -> dict:
+        """The plan keys every run of the grid sets (None: each plan's own)."""
+        return {k: getattr(self, k) for k in PLAN_KEYS if getattr(self, k) is not None}
+
     def shared_options(self) -> list[str]:
-        """The options that every run of the grid shares, as ``kft compare`` and ``kft train`` spell them."""
+        """The options that every run of the grid shares, as ``kft compare`` spells them."""
         args = []
-        for key in ("val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views", "data_dir"):
+        for key in ("val_per_class", "image_size", "max_epochs", "limit_test", "cache", "cache_views", "data_dir",
+                    "protocol"):
             value = getattr(self, key)
             if value is not None:
                 args += [f"--{key.replace('_', '-')}", str(value)]
-        if self.refit is not None:
-            args.append("--refit" if self.refit else "--no-refit")
-        if self.select is not None:
-            args.append("--select" if self.select else "--no-select")
+        return args
+
+    def train_options(self) -> list[str]:
+        """The same, as ``kft train`` spells them (plan keys through ``--set``)."""
+        args = []
+        for key, value in self.plan_settings().items():
+            args += ["--set", f"{key}={value}"]
+        for key in ("max_epochs", "limit_test", "data_dir"):
+            value = getattr(self, key)
+            if value is not None:
+                args += [f"--{key.replace('_', '-')}", str(value)]
         return args
 
 
@@ -92,8 +103,8 @@ def check_weights(backbones: Iterable[str], weights: str) -> None:
         return
     if weights != "imagenet":
         if len(backbones) != 1:
-            raise KftError(f"--weights {weights}: a weights file fits one backbone, but {len(backbones)} are listed; "
-                           "compare one backbone at a time, or use --weights imagenet / none")
+            raise KftError(f"`weights` {weights}: a weights file fits one backbone, but {len(backbones)} are listed; "
+                           "compare one backbone at a time, or use `weights` imagenet / none")
         if not Path(weights).is_file():
             raise KftError(f"weights file not found: {weights}")
         return
@@ -103,5 +114,5 @@ def check_weights(backbones: Iterable[str], weights: str) -> None:
         raise KftError(
             f"no local ImageNet weights for {', '.join(s.name for s in missing)} (looked for "
             f"{', '.join(str(s.weights_file) for s in missing)} in {where} and {CACHE_DIR}); put them there "
-            "(see docs/compare.md), leave those backbones out, or pass --weights none to train every backbone "
+            "(see docs/compare.md), leave those backbones out, or pass `weights` none to train every backbone "
             "from random init (reported as 'random init', not as transfer results)")

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 
 from kft.data.cifar10 import CIFAR10_CLASSES, load_cifar10, load_cifar10_with_source
+from kft.data.dedup import MAX_DISTANCE
 from kft.data.folder import FolderData, load_folder
 from kft.data.sampling import ALL, check_int, few_shot_indices, split_counts, stratified_subset
 from kft.data.types import Dataset, FewShotData
@@ -46,6 +47,7 @@ def load_few_shot(
     limit_test: int | None = None,
     image_size: int | None = None,
     memory_budget_mb: float | None = None,
+    test_split: float | None = None,
 ) -> FewShotData:
     """Load the few-shot split a training run uses; the same arguments give identical arrays.
 
@@ -58,17 +60,19 @@ def load_few_shot(
     different seeds are scored on the same images). Images stay 32x32; the
     model resizes internally, so ``image_size`` is not used.
 
-    ``folder``: one sub-folder per class, resized to ``image_size``
-    (required); per class ~20% validation (or ``val_per_class``) and all the
-    rest (or ``samples_per_class``) for training; no test set. Past
-    ``memory_budget_mb`` of decoded images, they stay on disk and are streamed.
+    ``folder``: one sub-folder per class (or ``train/`` and ``test/`` holding them),
+    resized to ``image_size`` (required); per class a ``test_split`` share held out as the
+    test set (whole near-duplicate groups; None or 0: none), then ~20% validation (or
+    ``val_per_class``) and all the rest (or ``samples_per_class``) for training
+    (``kft.data.folder``). Past ``memory_budget_mb`` of decoded images, they stay on disk
+    and are streamed.
     """
     check_int("seed", seed, 0)
     if folder is not None and data_dir is not None:
         raise KftError("give either an image folder or a CIFAR-10 data dir, not both")
     if folder is not None:
         spc = None if samples_per_class == ALL else samples_per_class  # a folder trains on all by default
-        return _from_folder(folder, image_size, spc, val_per_class, seed, limit_test, memory_budget_mb)
+        return _from_folder(folder, image_size, spc, val_per_class, seed, limit_test, memory_budget_mb, test_split)
     return _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test)
 
 
@@ -110,30 +114,33 @@ def _from_cifar(data_dir, samples_per_class, val_per_class, seed, limit_test) ->
 
 
 def _from_folder(folder, image_size, samples_per_class, val_per_class, seed, limit_test,
-                 memory_budget_mb=None) -> FewShotData:
+                 memory_budget_mb=None, test_split=None) -> FewShotData:
     if limit_test is not None:
         raise KftError("a test limit applies only to CIFAR-10; an image folder has no test set")
     if image_size is None:
         raise KftError("an image size is needed to load an image folder")
     data = load_folder(
         folder, image_size, seed=seed, samples_per_class=samples_per_class, val_per_class=val_per_class,
-        memory_budget_mb=memory_budget_mb,
+        memory_budget_mb=memory_budget_mb, test_fraction=test_split or 0.0,
     )
     names = list(data.train.class_names)
     split = {
         "source": {"kind": "folder", "path": str(Path(folder).expanduser().resolve())},
-        "index_space": "train/val: positions in 'files' (readable images, relative to the folder)",
+        "index_space": "train/val/test: positions in 'files' (readable images, relative to the folder)",
         "seed": int(seed),
         "samples_per_class": samples_per_class,
         "val_per_class": val_per_class,
         "image_size": int(image_size),
         "class_names": names,
         "files": data.files,
+        "layout": data.layout,
+        "test_split": None if data.layout != "split" else (test_split or 0.0),
         "train": data.train.indices.tolist(),
         "val": data.val.indices.tolist(),
-        "test": None,
+        "test": None if data.test is None else data.test.indices.tolist(),
+        "near_duplicates": {"max_distance": MAX_DISTANCE, "groups": data.groups},
         "skipped": [[p, r] for p, r in data.skipped],
     }
     return FewShotData(
-        train=data.train, val=data.val, test=None, class_names=names, split=split, skipped=list(data.skipped)
+        train=data.train, val=data.val, test=data.test, class_names=names, split=split, skipped=list(data.skipped)
     )

@@ -4,7 +4,7 @@ A large image folder does not fit in memory once decoded (100,000 images at 160 
 are 7.7 GB). Past the plan's ``data_budget_mb`` the folder loader decodes into
 such an array instead; a ``Dataset`` whose ``x`` is on disk stays on disk through
 ``subset`` and ``concat``, and the input pipeline reads each batch's rows inside
-its ``tf.data`` map (``kft.pipeline``), so memory holds a few batches, not the
+its ``tf.data`` map (``kft.training.pipeline``), so memory holds a few batches, not the
 data set; the operating system's page cache keeps whatever fits.
 
 The files live in the temporary folder (``TMPDIR``) and are unlinked as soon as

@@ -83,7 +83,7 @@ class FewShotData:
     split: dict
     skipped: list[tuple[str, str]] = field(default_factory=list)
     # Training targets (N, classes) float32 where they are not the one-hot labels: a
-    # self-training student's pseudo-labels (kft.selftrain). None: one-hot ``train.y``.
+    # self-training student's pseudo-labels (kft.training.selftrain). None: one-hot ``train.y``.
     targets: np.ndarray | None = None
 
     def for_refit(self) -> FewShotData:

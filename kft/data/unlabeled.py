@@ -16,9 +16,10 @@ from pathlib import Path
 
 import numpy as np
 
-from kft.config import CIFAR_REST
 from kft.data import ondisk
 from kft.errors import KftError
+
+CIFAR_REST = "cifar10-rest"  # the CIFAR-10 training images a run did not draw (their labels unread)
 
 POOL_SEED = 7  # with the run seed: which images a pool_limit keeps
 
@@ -38,13 +39,13 @@ def check_spec(spec: str, cifar: bool) -> None:
     """A one-line error for a pool that cannot work: cifar10-rest without CIFAR-10, a missing folder."""
     if spec == CIFAR_REST:
         if not cifar:
-            raise KftError(f"--unlabeled {CIFAR_REST} needs a CIFAR-10 run; with --data give a folder of "
+            raise KftError(f"`unlabeled` {CIFAR_REST} needs a CIFAR-10 run; with `data` give a folder of "
                            f"unlabelled images")
         return
     root = Path(spec).expanduser()
     if not root.is_dir():
         raise KftError(f"unlabelled image folder {root} {'is not a folder' if root.exists() else 'does not exist'}"
-                       f" (--unlabeled takes {CIFAR_REST} or a folder)")
+                       f" (`unlabeled` takes {CIFAR_REST} or a folder)")
 
 
 def load_pool(spec: str, split: dict, image_hw: tuple[int, int], *, seed: int = 0,
@@ -73,7 +74,7 @@ def _cifar_rest(split: dict) -> Pool:
 
     source = split.get("source") or {}
     if source.get("kind") != "cifar10":
-        raise KftError(f"--unlabeled {CIFAR_REST} needs a CIFAR-10 run; for an image folder give a folder "
+        raise KftError(f"`unlabeled` {CIFAR_REST} needs a CIFAR-10 run; for an image folder give a folder "
                        f"of unlabelled images")
     # the files the labelled rows came from (the python batches' folder sits inside cifar10/)
     root = source.get("path")

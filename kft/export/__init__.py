@@ -2,7 +2,7 @@
 
 ``export_model`` works on a loaded Keras model and arrays; ``export_run``
 resolves a run folder (or a ``.keras`` file) into those, loading calibration
-and test images through ``kft.runs``. Nothing is written until every variant
+and test images through ``kft.rundir``. Nothing is written until every variant
 has converted and been scored; then each file is written atomically, so a
 failure never leaves a half-written model behind. TensorFlow is imported
 lazily, inside the functions.
@@ -58,7 +58,7 @@ def default_out_dir(source: str | Path) -> Path:
     if path.is_dir():
         name = path.name
     else:
-        from kft.runs import MODEL
+        from kft.rundir import MODEL
 
         name = path.parent.name if path.name == MODEL else path.stem
     return EXPORT_ROOT / name
@@ -72,10 +72,10 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                ) -> ExportResult:
     """Export a run folder or ``.keras`` file. Arrays given here win; otherwise a run
     folder supplies training images (int8 calibration) and its held-out images via
-    ``kft.runs``: the test set, or for a folder-dataset run (no test set) its
+    ``kft.rundir``: the test set, or for a folder-dataset run (no test set) its
     validation split, which the report names. A bare ``.keras`` file uses
     ``labels.txt`` beside it if present."""
-    from kft.artifacts import KERAS, RUN, open_artifact
+    from kft.rundir.artifacts import KERAS, RUN, open_artifact
 
     quants = parse_quantizations(quantizations)
     scored_on = "the test set"
@@ -137,7 +137,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     also write the per-layer int8 error table (``kft.export.quant_debug``)."""
     from functools import partial
 
-    from kft import atomic
+    from kft.rundir import atomic
     from kft.evaluate import predict_logits
     from kft.export import metadata, report
     from kft.export.convert import (QuantizationConfig, box_factor, check_input_size, convert,

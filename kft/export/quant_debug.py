@@ -172,7 +172,7 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
 
 def write_report(rows: list[dict], out_dir: Path, float_nodes=(), title: str = "") -> list[Path]:
     """``quantization_report.csv`` and ``.md`` in ``out_dir`` (atomically)."""
-    from kft import atomic
+    from kft.rundir import atomic
 
     float_nodes = set(float_nodes)
     rows = [{**r, "left_in_float": r["tensor_name"] in float_nodes} for r in rows]

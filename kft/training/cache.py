@@ -25,8 +25,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from kft import pipeline
-from kft.augment import CACHE_REFIT_VIEWS, CACHE_VIEWS, batch_seeds, make_augmenter
+from kft.training import pipeline
+from kft.training.augment import CACHE_REFIT_VIEWS, CACHE_VIEWS, batch_seeds, make_augmenter
 from kft.backbones.registry import HEAD_BLOCK, block_input
 from kft.model import HEAD_LAYERS, backbone_of, spec_of
 from kft.progress import progress
@@ -180,7 +180,7 @@ class FeatureCache:
         self.stored: tuple[str, np.ndarray, np.ndarray] | None = None
         # Training images in parts, each with its own stream of view seeds: the refit appends
         # the validation images as a second part, so the first part's views stay as they were.
-        # ``stream``: the view seeds' purpose key (kft.augment), so another model's cache draws other views.
+        # ``stream``: the view seeds' purpose key (kft.training.augment), so another model's cache draws other views.
         self.parts: list[tuple[np.ndarray, tuple[int, ...]]] = [(data.train.x, tuple(stream))]
         # Pooled features derived for a part, by the weights they came from: the refit's probe
         # stage runs the same (initial) blocks over the same first part, so it reuses them.

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from kft.config import Stage
+from kft.plan import Stage
 
 
 @dataclass

@@ -20,8 +20,10 @@ from __future__ import annotations
 import json
 import os
 
-from kft.config import DISTRIBUTE_MODES as MODES
+from kft.plan import Plan, choices_of
 from kft.errors import KftError, one_of
+
+MODES = choices_of(Plan, "distribute")
 
 LOGICAL_CPUS_ENV = "KFT_LOGICAL_CPUS"
 
@@ -57,7 +59,7 @@ def make_strategy(mode: str, devices: list[str] | None = None):
 
     if mode == "multiworker":
         if not os.environ.get("TF_CONFIG"):
-            raise KftError("--distribute multiworker needs TF_CONFIG (the cluster and this worker's task), "
+            raise KftError("`distribute` multiworker needs TF_CONFIG (the cluster and this worker's task), "
                            "see docs/distribute.md")
         try:
             json.loads(os.environ["TF_CONFIG"])

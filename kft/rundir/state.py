@@ -4,7 +4,7 @@
 epoch rows, and the arrays that continue it exactly); ``RunState`` is the whole
 run at an epoch or stage boundary. Both turn into the JSON of
 ``checkpoint/state.json`` and back; the arrays travel beside it in ``.npz``
-files (``kft.checkpoint``). The JSON keys are those written since d6acc48, so
+files (``kft.rundir.checkpoint``). The JSON keys are those written since d6acc48, so
 checkpoints of older runs still resume.
 """
 
@@ -90,7 +90,7 @@ class RunState:
 
     @classmethod
     def from_json(cls, d: dict, arrays: dict | None = None) -> RunState:
-        """From ``state.json`` and its arrays (``best``, ``optimizer``, ``rng``; see kft.checkpoint)."""
+        """From ``state.json`` and its arrays (``best``, ``optimizer``, ``rng``; see kft.rundir.checkpoint)."""
         arrays = arrays or {}
         stage = None
         if d.get("next_epoch"):

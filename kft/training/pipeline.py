@@ -5,7 +5,7 @@ features), or on disk (a large image folder, ``kft.data.ondisk``: the map reads
 each batch's rows from the memory-mapped file); a dataset of index batches is
 mapped to the data, so an epoch's
 order is whatever permutation the trainer passes, and augmentation seeds travel
-with the batches (see ``kft.augment``). ``deterministic=True`` keeps the batch
+with the batches (see ``kft.training.augment``). ``deterministic=True`` keeps the batch
 order fixed while the map runs in parallel with training.
 
 Parallelism and prefetch depth are fixed rather than AUTOTUNE: on a 2-core

@@ -25,15 +25,15 @@ class Artifact:
     path: Path  # as given
     kind: str  # RUN, KERAS or TFLITE
     model_path: Path  # the model file (a run folder's model.keras)
-    run: object | None = None  # kft.runs.Run of a run folder, else None
+    run: object | None = None  # kft.rundir.Run of a run folder, else None
     labels: list[str] | None = None  # the run's classes or a labels.txt beside the file (a .tflite: its metadata)
 
     def load_keras(self):
         """The Keras classifier (safe mode). A run folder's config names its backbone
         (``kft.model.spec_of``); a bare ``.keras`` file has only its model name for that."""
-        from kft import runs
+        from kft import rundir
 
-        model = runs.load_model(self.model_path)
+        model = rundir.load_model(self.model_path)
         if self.run is not None and self.run.config.get("backbone"):
             model.kft_backbone = self.run.config["backbone"]
         return model
@@ -55,24 +55,24 @@ def open_artifact(path, kinds=ALL, data_dir=None) -> Artifact:
     split.json) opens as that ``.keras`` file. ``data_dir``: where a run folder's
     CIFAR-10 lives on this machine, when not where it was trained.
     """
-    from kft import runs
+    from kft import rundir
     from kft.runtime.classifier import labels_beside
 
     path = Path(path)
     if not path.exists():
         raise KftError(f"{path}: no such file or folder (expected {describe(kinds)})")
     if path.is_dir():
-        model = path / runs.MODEL
-        if runs.is_run_dir(path) and RUN in kinds:
-            run = runs.load_run(path)
+        model = path / rundir.MODEL
+        if rundir.is_run_dir(path) and RUN in kinds:
+            run = rundir.load_run(path)
             if data_dir:
                 run = run.with_data_dir(data_dir)
             if not model.is_file():
-                raise KftError(f"{path}: no {runs.MODEL} in this run folder (did the run finish?)")
+                raise KftError(f"{path}: no {rundir.MODEL} in this run folder (did the run finish?)")
             return Artifact(path, RUN, model, run, run.class_names)
         if KERAS in kinds and model.is_file():
             return Artifact(path, KERAS, model, None, labels_beside(model))
-        raise KftError(f"{path}: no {runs.MODEL} in this folder (expected {describe(kinds)})")
+        raise KftError(f"{path}: no {rundir.MODEL} in this folder (expected {describe(kinds)})")
     kind = {".tflite": TFLITE, ".keras": KERAS}.get(path.suffix.lower())
     if kind not in kinds:
         raise KftError(f"{path}: unsupported model type {path.suffix or '(no suffix)'!r}; "

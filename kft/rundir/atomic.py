@@ -12,6 +12,8 @@ import os
 import tempfile
 from pathlib import Path
 
+from kft.errors import disk_full_error
+
 
 @contextlib.contextmanager
 def atomic_path(path: str | os.PathLike, suffix: str | None = None):
@@ -34,8 +36,6 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None):
             _fsync(tmp)
             os.replace(tmp, path)
         except OSError as e:  # a full disk is a user's situation, not a crash: one line
-            from kft.runguard import disk_full_error
-
             error = disk_full_error(path, e)
             if error is None:
                 raise

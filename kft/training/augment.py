@@ -18,7 +18,7 @@ import math
 
 import numpy as np
 
-from kft.config import Augment
+from kft.plan import Augment
 
 
 def make_augmenter(cfg: Augment):

@@ -10,9 +10,10 @@ built from them, in this order:
 - ``EpochLog``: one line per epoch and per stage (the progress display);
 - ``KerasCallbacks``: a user's own ``keras.callbacks.Callback`` objects;
 - ``HistoryCSV``, ``TensorBoardLog``, ``Checkpoint``: the run folder's
-  ``history.csv``, ``tensorboard/`` and ``checkpoint/`` (what ``--resume`` reads).
+  ``history.csv``, ``tensorboard/`` and ``checkpoint/`` (what ``--resume`` reads);
+- ``SaveProbeHead``: the teacher's probe head, for its self-training students.
 
-A callback reads the trainer: ``trainer.progress`` (a ``kft.state.StageProgress``:
+A callback reads the trainer: ``trainer.progress`` (a ``kft.rundir.state.StageProgress``:
 epoch rows, early-stopping counters), ``trainer.model``, ``trainer.stage``;
 setting ``trainer.stop_training`` ends the stage after the current epoch.
 """
@@ -23,7 +24,14 @@ import logging
 import time
 from pathlib import Path
 
-from kft.state import RunState, StageRecord
+from kft import rundir
+from kft.model import dropout_rng_variables
+from kft.rundir import checkpoint
+from kft.rundir.state import RunState, StageRecord
+from kft.training import selftrain
+
+__all__ = ["Callback", "CallbackList", "Checkpoint", "EarlyStopping", "EpochLog", "HistoryCSV", "KerasCallbacks",
+           "SaveProbeHead", "TensorBoardLog"]
 
 _log = logging.getLogger(__name__)
 
@@ -162,14 +170,10 @@ class HistoryCSV(Callback):
         self.run, self.state = run, state
 
     def on_epoch_end(self, trainer, logs):
-        from kft import runs
-
-        runs.write_history(self.run, self.state.rows(trainer.progress.history))
+        rundir.write_history(self.run, self.state.rows(trainer.progress.history))
 
     def on_stage_end(self, trainer, record):
-        from kft import runs
-
-        runs.write_history(self.run, self.state.rows(record.history))
+        rundir.write_history(self.run, self.state.rows(record.history))
 
 
 class TensorBoardLog(Callback):
@@ -179,9 +183,7 @@ class TensorBoardLog(Callback):
         self.run, self.state = run, state
 
     def on_stage_end(self, trainer, record):
-        from kft import runs
-
-        runs.write_tensorboard(self.run, self.state.rows(record.history)[len(self.state.history):])
+        rundir.write_tensorboard(self.run, self.state.rows(record.history)[len(self.state.history):])
 
 
 class Checkpoint(Callback):
@@ -192,8 +194,6 @@ class Checkpoint(Callback):
         self.run, self.model, self.state, self.started = run, model, state, started
 
     def on_epoch_end(self, trainer, logs):
-        from kft import checkpoint
-
         p = trainer.progress
         p.optimizer = [v.numpy() for v in trainer.optimizer_variables()]
         p.rng = [v.numpy() for v in trainer.rng_variables()]
@@ -202,10 +202,18 @@ class Checkpoint(Callback):
                                                        time.time() - self.started, p))
 
     def on_stage_end(self, trainer, record):
-        from kft import checkpoint
-        from kft.model import dropout_rng_variables
-
         # Everything the next stage starts from: weights (best restored) and dropout's generator state.
         rng = [v.numpy() for v in dropout_rng_variables(self.model)]
         checkpoint.save(self.run, self.model, self.state.after(record, record.history,
                                                                time.time() - self.started, rng))
+
+
+class SaveProbeHead(Callback):
+    """Saves the head at the end of the teacher's probe stage, for its students: after early
+    stopping restored the best epoch, before the checkpoint that marks the stage done."""
+
+    def __init__(self, run, model):
+        self.run, self.model = run, model
+
+    def on_stage_end(self, trainer, record):
+        selftrain.save_probe_head(self.run, self.model)

@@ -23,6 +23,7 @@ what 2 CPU cores can afford:
    A ``teacher`` student keeps the teacher's weights and trains the plan's last stage only
    (pseudo-labelling as Lee 2013 had it: the teacher fine-tuned on labelled + kept images).
 
+``Teaching`` holds a run's rounds: the pool, its cached features, each round's pseudo-labels.
 A round's selection is written to the run folder before its student trains
 (``self-training/round-R.npz`` + ``self-training.json``), so a resumed run trains on the same
 pseudo-labels without the teacher, whose weights are gone by then.
@@ -38,7 +39,17 @@ from pathlib import Path
 
 import numpy as np
 
-from kft import atomic
+from kft.data import Dataset, ondisk
+from kft.data.unlabeled import load_pool
+from kft.evaluate import evaluate_model, predict_logits
+from kft.backbones.registry import HEAD_BLOCK
+from kft.model import block_layers, set_trainable_blocks
+from kft.rundir import atomic
+from kft.training.augment import CACHE_STUDENT_VIEWS
+from kft.training.cache import FeatureCache, bridge, compute_features, feature_bytes, prefix_model
+from kft.training.schedule import shares_probe_head, student_stages
+
+__all__ = ["Teaching", "load_report", "pool_features", "round_summary", "select", "student_data", "targets_of"]
 
 _log = logging.getLogger(__name__)
 
@@ -54,9 +65,6 @@ def round_file(run: Path, r: int) -> Path:
 
 def pool_features(model, base: str | None, pool_x, budget_mb: float) -> np.ndarray | None:
     """Float16 features of the clean pool images entering ``base`` (None: no cache, nothing)."""
-    from kft.cache import compute_features, feature_bytes, prefix_model
-    from kft.data import ondisk
-
     if base is None:
         return None
     t = time.time()
@@ -73,9 +81,6 @@ def teacher_probabilities(model, base: str | None, features, pool_x) -> np.ndarr
     """The teacher's softmax over the pool (inference mode), from the cached features when
     there are some, else from the images."""
     import keras
-
-    from kft.cache import HEAD_BLOCK, bridge, compute_features
-    from kft.evaluate import predict_logits
 
     if features is None:
         logits = predict_logits(model, pool_x, desc="teacher scoring the unlabelled pool")
@@ -160,9 +165,6 @@ def write_pool_info(run: Path, pool, spec: str) -> None:
 
 
 def _head_weights(model) -> list:
-    from kft.backbones.registry import HEAD_BLOCK
-    from kft.model import block_layers
-
     return [w for layer in block_layers(model)[HEAD_BLOCK] for w in layer.weights]
 
 
@@ -188,24 +190,77 @@ def load_probe_head(run: Path, model) -> bool:
     return True
 
 
-def student_stages(student: str, n: int) -> list[int]:
-    """Which of a plan's ``n`` stages a student (``SelfTraining.student``) trains: a fresh one
-    every stage, a ``top`` one the first, a ``teacher`` one the last."""
-    return {"top": [0], "teacher": [n - 1]}.get(student, list(range(n)))
-
-
-SKIPPED_STAGE = {"top": "a top student trains the first stage's blocks only (self_training.student)",
-                 "teacher": "a student that starts as its teacher trains the last stage only (self_training.student)"}
-
-
 def student_data(data, pool, rows: np.ndarray, targets: np.ndarray):
     """Labelled training images (one-hot targets) followed by the kept pool images (their
     pseudo-targets); validation and test unchanged."""
-    from kft.data import Dataset
-
     n = len(data.class_names)
     kept = Dataset(pool.x[rows], targets.argmax(1), list(data.class_names), rows)
     labelled = np.eye(n, dtype=np.float32)[data.train.y]
     train = data.train.concat(kept)
     train.indices = None  # two index spaces (labelled rows, pool rows): see self-training.json
     return dataclasses.replace(data, train=train, targets=np.concatenate([labelled, targets]))
+
+
+class Teaching:
+    """A run's self-training rounds (``kft.training.selftrain``): the pool, its cached features, and
+    each round's pseudo-labels, made by the teacher or read back from the run folder."""
+
+    def __init__(self, run, plan, data, seed: int, base: str | None):
+        self.run, self.plan, self.data, self.seed, self.base = run, plan, data, seed, base
+        st = plan.self_training
+        self.pool = load_pool(plan.unlabeled, data.split, tuple(data.train.x.shape[1:3]), seed=seed,
+                              limit=st.pool_limit, memory_budget_mb=plan.data_budget_mb)
+        for path, reason in self.pool.skipped:
+            _log.warning(f"skipped {path}: {reason}")
+        write_pool_info(run, self.pool, plan.unlabeled)
+        self.features = None  # the pool's prefix features: computed when a teacher first needs them
+        self.shares_probe = shares_probe_head(plan)
+        self.trained = student_stages(st.student, len(plan.stages))  # the stages a student trains
+
+    def label_pool(self, model, r: int, features: FeatureCache) -> None:
+        """Round ``r``'s pseudo-labels from ``model`` (the teacher), unless a resumed run has them."""
+        if load_round(self.run, r) is not None:
+            return
+        t = time.time()
+        features.release()
+        teacher_test = None
+        if self.data.test is not None:  # for the report only: nothing is selected on it
+            set_trainable_blocks(model, [])
+            teacher_test = evaluate_model(model, self.data.test.x, self.data.test.y, len(self.data.class_names),
+                                          desc=f"scoring round {r}'s teacher on the test set")["accuracy"]
+        if self.features is None:
+            self.features = pool_features(model, self.base, self.pool.x, self.plan.cache_budget_mb)
+        probs = teacher_probabilities(model, self.base, self.features, self.pool.x)
+        st = self.plan.self_training
+        rows = select(probs, st.per_class, st.min_confidence)
+        summary = round_summary(r, rows, probs[rows], self.pool.held_back, len(self.data.class_names),
+                                          teacher_test, time.time() - t)
+        save_round(self.run, summary, rows, targets_of(probs[rows], st.targets))
+        right = summary.get("pseudo_label_accuracy")
+        _log.info(f"round {r}: kept {len(rows)} of {len(self.pool)} unlabelled images "
+                  f"(per class {summary['kept_per_class']}), mean confidence {summary['mean_confidence']}"
+                  + (f", pseudo-labels right {right:.1%} (held-back labels, report only)" if right is not None else "")
+                  + (f"; teacher test accuracy {teacher_test:.4f}" if teacher_test is not None else ""))
+
+    def give_probe_head(self, model) -> bool:
+        """Give a fresh student, at its initial weights, the teacher's probe head; False when the
+        plan does not share it or the run has none (a run the older code began)."""
+
+        if not self.shares_probe:
+            return False
+        if load_probe_head(self.run, model):
+            return True
+        _log.info("no saved teacher probe head in this run: the student trains its own probe")
+        return False
+
+    def student(self, model, r: int):
+        """Round ``r``'s student data (labelled + kept images) and its feature cache; after a
+        refit the labelled images are training + validation, and no validation split is left."""
+        rows, targets = load_round(self.run, r)
+        labelled = self.data.for_refit() if self.plan.every_label_trains else self.data
+        data = student_data(labelled, self.pool, rows, targets)
+        st = self.plan.self_training
+        # the cache starts where the student's first trained stage does (top: through the teacher's lower blocks)
+        stages = [self.plan.stages[k] for k in self.trained]
+        plan = dataclasses.replace(self.plan, cache_views=st.views, stages=stages)
+        return data, FeatureCache(model, plan, data, self.seed, stream=(CACHE_STUDENT_VIEWS, r))

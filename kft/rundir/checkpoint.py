@@ -15,10 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
-from kft import atomic
 from kft.errors import KftError
-from kft.runs import CHECKPOINT
-from kft.state import RunState
+from kft.rundir import atomic
+from kft.rundir.files import weight_bytes
+from kft.rundir.guard import ensure_space
+from kft.rundir.layout import CHECKPOINT
+from kft.rundir.state import RunState
 
 FOLDER = CHECKPOINT
 
@@ -36,9 +38,6 @@ def _load_arrays(path: Path) -> list[np.ndarray]:
 
 def save(run: Path, model, state: dict | RunState, best_weights=None, optimizer=None, rng=None) -> None:
     """Write one checkpoint: ``state`` (a RunState, or its JSON) and the arrays that continue it."""
-    from kft.runs import weight_bytes
-    from kft.runguard import ensure_space
-
     if isinstance(state, RunState):
         progress = state.stage
         best_weights, optimizer = (progress.best_weights, progress.optimizer) if progress else (None, None)

@@ -6,7 +6,7 @@
   naming the holder's PID.
 - ``check_new_run_folder(path, overwrite)``: a folder with files in it is refused
   unless ``--overwrite``, which clears it only if it is a kft run folder.
-- ``ensure_space(path, nbytes)`` before large writes, and ``disk_full_error`` for
+- ``ensure_space(path, nbytes)`` before large writes, and ``kft.errors.disk_full_error`` for
   ENOSPC: writing a checkpoint on a full disk crashed h5py with a segfault, so
   space is checked first and a failed write becomes one line; the previous
   checkpoint stays valid (writes are atomic), so ``--resume`` continues once
@@ -17,16 +17,14 @@ TensorFlow-free.
 
 from __future__ import annotations
 
-import errno
 import os
 import shutil
 from pathlib import Path
 
 from kft.errors import KftError
-from kft.runs import MARKERS, METRICS
+from kft.rundir.layout import METRICS, is_run_dir
 
 LOCK_FILE = ".lock"
-RUN_MARKERS = MARKERS
 SPACE_MARGIN = 1.2  # writers add headers and temporary copies: ask for 20% more than the payload
 _held: dict[str, int] = {}  # resolved run path -> open lock file descriptor
 
@@ -59,10 +57,6 @@ def unlock(path: str | os.PathLike) -> None:
         os.close(fd)
 
 
-def is_run_folder(path: Path) -> bool:
-    return all((path / m).is_file() for m in RUN_MARKERS)
-
-
 def check_new_run_folder(path: str | os.PathLike, overwrite: bool = False, clear: bool = True) -> None:
     """Refuse to start a run in a folder that holds files (a finished or interrupted run).
     With ``overwrite`` a run folder is emptied (``clear=False``: only checked, nothing deleted)."""
@@ -70,17 +64,17 @@ def check_new_run_folder(path: str | os.PathLike, overwrite: bool = False, clear
     if not path.exists():
         return
     if not path.is_dir():
-        raise KftError(f"{path} exists and is not a folder; choose another --out")
+        raise KftError(f"{path} exists and is not a folder; choose another `out`")
     entries = [p for p in path.iterdir() if p.name != LOCK_FILE]
     if not entries:
         return
     if not overwrite:
         if (path / METRICS).is_file():
-            raise KftError(f"{path} holds a finished run; choose another --out, or pass --overwrite to replace it")
-        hint = f"continue it with `kft train --resume {path}`, " if is_run_folder(path) else ""
-        raise KftError(f"{path} is not empty; {hint}choose another --out, or pass --overwrite to replace it")
-    if not is_run_folder(path):
-        raise KftError(f"{path} holds files that are not a kft run; --overwrite only replaces a run folder")
+            raise KftError(f"{path} holds a finished run; choose another `out`, or pass `overwrite` to replace it")
+        hint = f"continue it with `kft train --resume {path}`, " if is_run_dir(path) else ""
+        raise KftError(f"{path} is not empty; {hint}choose another `out`, or pass `overwrite` to replace it")
+    if not is_run_dir(path):
+        raise KftError(f"{path} holds files that are not a kft run; `overwrite` only replaces a run folder")
     if not clear:
         return
     lock(path)  # never clear a folder another process is writing
@@ -101,12 +95,3 @@ def ensure_space(path: str | os.PathLike, nbytes: int) -> None:
         raise KftError(f"no space left on device while writing {path}: {need / 2**20:.0f} MB needed, "
                        f"{free / 2**20:.0f} MB free; free some space and resume (the last complete "
                        f"checkpoint is kept)")
-
-
-def disk_full_error(path, error: OSError) -> KftError | None:
-    """The one-line error for an ENOSPC/EDQUOT ``error`` while writing ``path``, else None."""
-    # h5py reports it as an OSError without errno, its text naming "errno = 28"
-    if getattr(error, "errno", None) in (errno.ENOSPC, errno.EDQUOT) or "No space left on device" in str(error):
-        return KftError(f"no space left on device while writing {path}; free some space and try again "
-                        f"(nothing was left half-written)")
-    return None

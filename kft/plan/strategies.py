@@ -6,11 +6,11 @@ serves every backbone, and a new backbone gets every strategy for free.
 
     two_stage(blocks):  stage1 = last block + head;  stage2 = + the block before, smaller LRs
 
-Plan options that are not about stages (resolution, dropout, cache views ...) are
-``PLAN_DEFAULTS``; a strategy tuned with other values registers them (``options``), and a
-backbone that needs other values gets a small entry in ``BACKBONE_OVERRIDES``.
-``kft plan BACKBONE --strategy S`` prints the result as YAML for a user to copy and edit;
-YAML is for a user's ``--config`` and for a run's own ``config.yaml``.
+Plan options that are not about stages (resolution, dropout, cache views ...) take the
+schema's defaults (``kft.plan.schema``); a strategy tuned with other values registers them
+(``options``), and a backbone that needs other values gets a small entry in
+``BACKBONE_OVERRIDES``. ``kft plan BACKBONE --strategy S`` prints the result as YAML for a
+user to copy and edit (``kft.plan.reference.plan_yaml``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,12 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Sequence
 
-from kft.config import Plan, Stage
+from kft.backbones import registry
+from kft.errors import one_of
+from kft.plan.schema import Plan, Stage
+from kft.plan.validate import validate
+
+__all__ = ["DEFAULT", "Strategy", "build_plan", "get", "names", "strategy"]
 
 HEAD = "head"
 
@@ -31,9 +36,8 @@ HEAD = "head"
 # the cosine schedule (top stage 0.839 at epoch 20 vs its best 0.842, seed 0; 0.836 vs 0.837, seed
 # 2). The 3-seed test scores, seen before the switch, show no cost: MobileNetV2 85.88 +- 0.12% vs
 # refit's 85.84 +- 0.57, in 293-295 s instead of 391 s for seed 0 (docs/results.md).
-PLAN_DEFAULTS = {"image_size": 160, "dropout": 0.5, "batch_size": 32, "cache": "auto", "cache_views": 16,
-                 "refit": True, "select": False}
-BACKBONE_OVERRIDES: dict[str, dict] = {}  # backbone -> plan options that differ from PLAN_DEFAULTS
+# These choices are the schema's defaults (kft.plan.schema: image_size, dropout, cache_views, protocol).
+BACKBONE_OVERRIDES: dict[str, dict] = {}  # backbone -> plan options that differ from the schema's defaults
 
 
 class Strategy:
@@ -48,7 +52,7 @@ _REGISTRY: dict[str, Strategy] = {}
 
 def strategy(name: str, summary: str, **options):
     """Register ``fn(blocks) -> [Stage, ...]`` as strategy ``name``; a taken name is an error.
-    ``options``: plan options that differ from ``PLAN_DEFAULTS`` for this strategy."""
+    ``options``: plan options that differ from the schema's defaults for this strategy."""
     def register(fn):
         if name in _REGISTRY:
             raise ValueError(f"strategy {name!r} is registered already")
@@ -62,8 +66,6 @@ def names() -> tuple[str, ...]:
 
 
 def get(name: str) -> Strategy:
-    from kft.errors import one_of
-
     if name not in _REGISTRY:
         raise one_of("strategy", name, tuple(_REGISTRY))
     return _REGISTRY[name]
@@ -71,11 +73,8 @@ def get(name: str) -> Strategy:
 
 def build_plan(backbone: str, name: str) -> Plan:
     """The plan of strategy ``name`` for ``backbone``, validated."""
-    from kft.backbones import registry
-    from kft.config import validate
-
     blocks = registry.get(backbone).block_names  # unknown backbone -> error listing the valid ones
-    options = {**PLAN_DEFAULTS, **get(name).options, **BACKBONE_OVERRIDES.get(backbone, {})}
+    options = {**get(name).options, **BACKBONE_OVERRIDES.get(backbone, {})}
     return validate(Plan(backbone=backbone, strategy=name, stages=get(name).stages(blocks), **options))
 
 
@@ -144,19 +143,3 @@ def full(blocks: Sequence[str]) -> list[Stage]:
 
 
 DEFAULT = "lp_ft_top"  # docs/results.md: 3 seeds per backbone, refit protocol
-
-
-def plan_yaml(plan: Plan) -> str:
-    """``plan`` as commented YAML that ``kft train --config`` reads back unchanged."""
-    import textwrap
-
-    import yaml
-
-    title = f"{plan.backbone} / {plan.strategy}"
-    if plan.strategy in _REGISTRY:
-        title += f": {get(plan.strategy).summary}"
-    header = [*textwrap.wrap(title, 96),
-              "Keys: see kft/config.py (Plan, Stage, Augment). Block names: `kft backbones`.",
-              f"Edit, then: kft train {plan.backbone} --config THIS_FILE"]
-    body = yaml.safe_dump(plan.to_dict(), sort_keys=False, default_flow_style=None, width=100)
-    return "".join(f"# {line}\n" for line in header) + body
