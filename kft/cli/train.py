@@ -7,7 +7,7 @@ import json
 import click
 
 from kft.cli.group import cli
-from kft.cli.plan_flags import deprecated_settings, old_flags
+from kft.cli.plan_flags import deprecated_settings, old_flags, plan_flag_settings, plan_flags
 from kft.errors import KftError
 from kft.plan import strategies
 
@@ -67,6 +67,7 @@ def plan(backbone, strategy, keys, out):
 @click.option("--overwrite", is_flag=True, help="Replace a previous run in --out (refused otherwise).")
 @click.option("--max-epochs", type=int, help="Cap every stage's epochs (smoke runs).")
 @click.option("--limit-test", type=int, help="Score a stratified N-image subset of the test set (smoke runs).")
+@plan_flags
 @old_flags
 def train(backbone, folder, labels, unlabeled, strategy, config_path, settings, seed, weights, data_dir, out, resume,
           overwrite, max_epochs, limit_test, **old):
@@ -83,6 +84,7 @@ def train(backbone, folder, labels, unlabeled, strategy, config_path, settings, 
         raise KftError(f"name a backbone: kft train BACKBONE (one of: {', '.join(registry.names())})")
     plan_settings = dict(parse_setting(text) for text in settings)
     labels = deprecated_settings(old, plan_settings, labels)
+    plan_flag_settings(old, plan_settings)
     if unlabeled is not None:
         plan_settings["unlabeled"] = unlabeled
     try:

@@ -35,7 +35,7 @@ from kft.errors import KftError
 from kft.images import IMAGE_SUFFIXES, ImageError, load_rgb
 from kft.progress import progress
 
-__all__ = ["DEFAULT_VAL_FRACTION", "FolderData", "TEST_SEED_KEY", "load_folder", "test_split_of"]
+__all__ = ["DEFAULT_VAL_FRACTION", "FolderData", "TEST_SEED_KEY", "load_folder", "choose_test_split"]
 
 DEFAULT_VAL_FRACTION = 0.2
 TEST_SEED_KEY = 7  # the test split's generator: (seed, TEST_SEED_KEY), apart from the train/val split's
@@ -99,7 +99,7 @@ def load_folder(
         layout = SPLIT_LAYOUT
         if test_fraction > 0:
             groups = near_duplicate_groups(x, y, max_distance)
-        test_idx = test_split_of(y, groups, float(test_fraction), seed, len(class_names))
+        test_idx = choose_test_split(y, groups, float(test_fraction), seed, len(class_names))
     rest = np.setdiff1d(np.flatnonzero(~is_test) if "test" in parts else np.arange(len(y)), test_idx)
     train_idx, val_idx = _train_val(y, rest, class_names, seed, samples_per_class, val_per_class, float(val_fraction))
     full = Dataset(x, y, class_names, np.arange(len(y)))
@@ -108,7 +108,7 @@ def load_folder(
     return FolderData(full.subset(train_idx), full.subset(val_idx), files, skipped, test, layout, merged)
 
 
-def test_split_of(y: np.ndarray, groups: np.ndarray, fraction: float, seed: int, num_classes: int) -> np.ndarray:
+def choose_test_split(y: np.ndarray, groups: np.ndarray, fraction: float, seed: int, num_classes: int) -> np.ndarray:
     """Per class, whole groups in a seeded order until ``round(n * fraction)`` images (at least one
     where the class has 2+ images and 2+ groups) are held out; sorted indices."""
     if fraction <= 0:
@@ -121,17 +121,16 @@ def test_split_of(y: np.ndarray, groups: np.ndarray, fraction: float, seed: int,
         if len(members) < 2 or len(class_groups) < 2:
             continue  # nothing can be held out without leaving the class untrained (or split a group)
         want = min(max(1, round(len(members) * fraction)), len(members) - 1)
-        taken = 0
-        for g in rng.permutation(class_groups):
-            size = int(np.sum(groups[members] == g))
-            if taken and taken + size > want:
-                continue  # a later, smaller group may still fit
-            if taken + size >= len(members):
-                continue  # never the whole class
-            held.append(members[groups[members] == g])
-            taken += size
-            if taken >= want:
-                break
+        sizes = {g: int(np.sum(groups[members] == g)) for g in class_groups}
+        order, taken = rng.permutation(class_groups), 0
+        for g in order:  # whole groups while they fit; a later, smaller group may still fit
+            if taken + sizes[g] <= want:
+                held.append(members[groups[members] == g])
+                taken += sizes[g]
+        if taken == 0:  # every group is larger than the share: the smallest, if the class keeps photos to train
+            g = min(order, key=lambda g: sizes[g])
+            if sizes[g] < len(members):
+                held.append(members[groups[members] == g])
     return np.sort(np.concatenate(held)).astype(np.int64) if held else np.zeros(0, np.int64)
 
 

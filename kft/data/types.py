@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -92,3 +93,9 @@ class FewShotData:
         empty = self.val.subset(np.zeros(0, dtype=np.int64))
         return FewShotData(self.train.concat(self.val), empty, self.test, self.class_names, self.split,
                            self.skipped)
+
+    def for_all(self) -> FewShotData:
+        """Every image trains: training, validation, then test (``retrain_on_all``, a photo folder's
+        shipped model after its held-out score); no validation split; ``test`` stays for reference."""
+        refit = self.for_refit()
+        return dataclasses.replace(refit, train=refit.train.concat(self.test))

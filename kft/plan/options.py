@@ -49,7 +49,9 @@ class OptionError(KftError):
 class Option:
     """One option's declaration: ``help``, ``kind`` of value, ``choices``, an inclusive
     ``minimum``/``maximum`` (``above``/``below``: exclusive bounds), ``nullable`` (null allowed),
-    ``flag``: the old ``kft train`` flag that set it (kept, hidden, with a deprecation notice)."""
+    ``flag``: the old ``kft train`` flag that set it (kept, hidden, with a deprecation notice);
+    ``cli``: a ``kft train`` flag of its own (shown in ``--help``) for the few options a user
+    reaches for often."""
 
     help: str
     kind: str = TEXT
@@ -60,6 +62,7 @@ class Option:
     below: float | None = None
     nullable: bool = False
     flag: str | None = None
+    cli: str | None = None
 
     def requirement(self) -> str:
         """What a valid value is, in words: ``a positive integer``, ``a number in [0, 1)``."""

@@ -121,7 +121,11 @@ class Plan:
     test_split: float = option(0.2, "Folder datasets: the share of each class held out as the test split, never "
                                "trained or selected on (near-duplicate photos kept together); 0: none, and no "
                                "accuracy is reported. A folder with train/ and test/ sub-folders uses its own.",
-                               kind=NUMBER, minimum=0, below=1, flag="--test-split")
+                               kind=NUMBER, minimum=0, below=1, cli="--test-split")
+    retrain_on_all: bool = option(False, "Folder datasets: after scoring the test split, train the same recipe "
+                                  "again on every photo, test split included, for the model you ship; the "
+                                  "reported accuracy is then the held-out estimate of that recipe.", kind=BOOL,
+                                  cli="--retrain-on-all")
     protocol: str = option(FIXED, "fixed: every label trains each stage for max_epochs, no selection; refit: the "
                            "validation labels select each stage's epochs, then a fresh model trains on every label "
                            "for them; holdout: the validation labels only select.", choices=PROTOCOLS)

@@ -98,6 +98,8 @@ def validate(plan: Plan) -> Plan:
             raise KftError(f"{where}: the preprocess block has no weights to train")
     if plan.unlabeled is not None and plan.distribute != "none":
         raise KftError("unlabeled images: self-training runs with distribute none only")
+    if plan.unlabeled is not None and plan.retrain_on_all:
+        raise KftError("retrain_on_all retrains a labelled-only recipe; with unlabeled images leave it off")
     return plan
 
 

@@ -12,14 +12,14 @@ overwrite, disk space), ``folder`` (``Run``, ``DataSource``, making and loading 
 """
 
 from kft.rundir.layout import (CHECKPOINT, CONFIG, CONFUSION, CURVES, FILES, HISTORY, HISTORY_COLUMNS, LABELS,
-                               MARKERS, METRICS, MISTAKES, MODEL, SCHEMA_VERSION, SPLIT, TENSORBOARD, is_run_dir)
+                               HELDOUT, MARKERS, METRICS, MISTAKES, MODEL, SCHEMA_VERSION, SPLIT, TENSORBOARD, is_run_dir)
 from kft.rundir.folder import DataSource, Run, check_run_dir, load_run, new_run_dir
 from kft.rundir.files import (git_revision, library_versions, load_model, revisions, save_model, weight_bytes,
                               write_config, write_history, write_labels, write_metrics, write_split,
                               write_tensorboard)
 
 __all__ = ["CHECKPOINT", "CONFIG", "CONFUSION", "CURVES", "FILES", "HISTORY", "HISTORY_COLUMNS", "LABELS", "MARKERS",
-           "METRICS", "MISTAKES", "MODEL", "SCHEMA_VERSION", "SPLIT", "TENSORBOARD", "DataSource", "Run", "check_run_dir",
+           "HELDOUT", "METRICS", "MISTAKES", "MODEL", "SCHEMA_VERSION", "SPLIT", "TENSORBOARD", "DataSource", "Run", "check_run_dir",
            "git_revision", "is_run_dir", "library_versions", "load_model", "load_run", "new_run_dir", "revisions",
            "save_model", "weight_bytes", "write_config", "write_history", "write_labels", "write_metrics",
            "write_split", "write_tensorboard"]

@@ -21,6 +21,7 @@ MODEL = "model.keras"
 HISTORY = "history.csv"
 METRICS = "metrics.json"  # written last: a run folder with it is finished
 CURVES, CONFUSION, MISTAKES = "curves.png", "confusion.png", "mistakes.png"
+HELDOUT = "heldout.json"  # retrain_on_all: the test split's score, taken before it trained
 CHECKPOINT, TENSORBOARD = "checkpoint", "tensorboard"
 MARKERS = (CONFIG, SPLIT)  # what makes a folder a run folder
 FILES = (CONFIG, SPLIT, LABELS, MODEL, HISTORY, METRICS, CURVES, CONFUSION, MISTAKES, CHECKPOINT, TENSORBOARD)

@@ -33,6 +33,7 @@ TRAIN_BATCHES = 1  # uncached training: (seed, TRAIN_BATCHES, stage, epoch)
 CACHE_VIEWS = 2  # the cache's augmented views: (seed, CACHE_VIEWS, view)
 CACHE_REFIT_VIEWS = 3  # views of the validation images a refit adds: (seed, CACHE_REFIT_VIEWS, view)
 CACHE_STUDENT_VIEWS = 4  # a self-training student's views: (seed, CACHE_STUDENT_VIEWS, round, view)
+CACHE_ALL_VIEWS = 5  # views of a folder's test photos when the run retrains on every photo (retrain_on_all)
 
 
 def batch_seeds(*key: int, n: int) -> np.ndarray:

@@ -186,13 +186,14 @@ class FeatureCache:
         # stage runs the same (initial) blocks over the same first part, so it reuses them.
         self._pooled: dict[tuple[bytes, int, int], np.ndarray] = {}
 
-    def refit(self, data) -> None:
-        """Switch to ``data.for_refit()``-style data (the old training images first, then the
-        validation images, no validation split), keeping every view already computed."""
+    def refit(self, data, stream: tuple[int, ...] = (CACHE_REFIT_VIEWS,)) -> None:
+        """Switch to ``data.for_refit()``-style data (the old training images first, then the new
+        ones, no validation split), keeping every view already computed; the new images' views
+        come from ``stream``."""
         n_old = sum(len(x) for x, _ in self.parts)
         if len(data.train.x) <= n_old or len(data.val.x):
             raise ValueError("refit data must extend the training images and have no validation split")
-        self.parts.append((data.train.x[n_old:], (CACHE_REFIT_VIEWS,)))
+        self.parts.append((data.train.x[n_old:], tuple(stream)))
         self.data = data
         if self.stored is not None:
             t = time.time()
@@ -200,7 +201,7 @@ class FeatureCache:
             prefix = prefix_model(self.model, base)
             extra = self._views(prefix, *self.parts[-1], desc=f"caching features entering {base} (refit)")
             self.stored = (base, np.concatenate([train, extra], axis=1), val[:0])
-            _log.info(f"refit: cached {self.views} view(s) of the {extra.shape[1]} validation images entering "
+            _log.info(f"refit: cached {self.views} view(s) of the {extra.shape[1]} new training images entering "
                      f"{base} too, {time.time() - t:.1f}s")
 
     def release(self) -> None:

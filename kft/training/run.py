@@ -31,9 +31,10 @@ from kft.training.callbacks import (Callback, CallbackList, Checkpoint, EarlySto
                                     KerasCallbacks, SaveProbeHead, TensorBoardLog)
 from kft.training.distribute import is_chief, make_strategy, replicas
 from kft.training.initial import initial_model, reset_to_initial
-from kft.training.schedule import (ANNOUNCE, ENTER_DATA, EVERY_LABEL, PROBE_HEAD, RESET, RESET_FIRST_BLOCKS, STUDENT,
-                                   TEACH, Step)
-from kft.training.summary import finish
+from kft.training.augment import CACHE_ALL_VIEWS
+from kft.training.schedule import (ALL_PHOTOS, ANNOUNCE, ENTER_DATA, EVERY_LABEL, PROBE_HEAD, RESET, RESET_FIRST_BLOCKS,
+                                   SCORE_HELDOUT, STUDENT, TEACH, Step)
+from kft.training.summary import finish, score_before_retraining
 from kft.training.trainer import StageTrainer, scope
 
 __all__ = ["resume", "train"]
@@ -64,12 +65,16 @@ def train(plan: Plan, *, seed: int = 0, weights: str = "imagenet", data_dir=None
                                test_split=plan.test_split if folder else None)
     if plan.unlabeled:  # a wrong pool is a user's mistake: say so before minutes of loading
         check_spec(plan.unlabeled, cifar=folder is None)
+    if plan.retrain_on_all and not folder:
+        raise KftError("retrain_on_all is for photo folders (`data`): CIFAR-10's test set never trains")
     data = load_few_shot(**dataclasses.asdict(source), memory_budget_mb=plan.data_budget_mb)
     for path, reason in getattr(data, "skipped", []):
         _log.warning(f"skipped {path}: {reason}")
     if folder:
         for line in folder_warnings(data):
             _log.warning(f"warning: {line}")
+        if plan.retrain_on_all and data.test is None:
+            raise KftError("retrain_on_all needs a test split to score first (test_split is 0)")
     model = _initial_model(plan, data, seed, weights, strategy)
     run = rundir.new_run_dir(out, plan.backbone, plan.strategy, overwrite)  # once data and weights are known good
     rundir.write_config(run, {**plan.to_dict(), "seed": seed, "weights": weights})
@@ -136,6 +141,8 @@ class _Walk:
                 reset_to_initial(self.model, self.plan, self.selection, self.seed, self.weights, blocks=blocks)
             elif action == ANNOUNCE:
                 self._announce(records)
+            elif action == SCORE_HELDOUT:
+                score_before_retraining(self.run, self.model, self.selection)
             elif action == PROBE_HEAD and self.teaching.give_probe_head(self.model):
                 skip = ("its head starts as the teacher's probe head, learned on the same frozen network "
                         "(self_training.probe)")
@@ -145,6 +152,11 @@ class _Walk:
         if step.data == EVERY_LABEL:
             self.data = self.selection.for_refit()
             self.features.refit(self.data)
+        elif step.data == ALL_PHOTOS:
+            if self.plan.every_label_trains and self.data_key is None:  # resumed here: the cache replays its refit
+                self.features.refit(self.selection.for_refit())
+            self.data = self.selection.for_all()
+            self.features.refit(self.data, stream=(CACHE_ALL_VIEWS,))
         elif step.data == STUDENT:
             self.data, self.features = self.teaching.student(self.model, step.round)
         else:

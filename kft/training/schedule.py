@@ -31,6 +31,7 @@ __all__ = ["EVERY_LABEL", "REFIT_PREFIX", "STUDENT", "STUDENT_PREFIX", "TRAIN_SP
 TRAIN_SPLIT = "train split"  # the training split, scored on the validation split (selection)
 EVERY_LABEL = "every label"  # training + validation images, no validation left
 STUDENT = "student"  # labelled images + the round's pseudo-labelled pool images
+ALL_PHOTOS = "all photos"  # a folder's every photo, its test split included (retrain_on_all)
 
 # What happens before a step (in order), when it starts afresh (not when resumed inside it)
 ENTER_DATA = "data"  # switch to the step's data (also on resume)
@@ -39,9 +40,11 @@ RESET_FIRST_BLOCKS = "reset first stage's blocks"  # a top student: the first st
 TEACH = "teach"  # the model (the teacher) labels the unlabelled pool
 PROBE_HEAD = "probe head"  # the student takes the teacher's probe head and skips this step
 ANNOUNCE = "announce"  # log what the every-label phase trains
+SCORE_HELDOUT = "score held-out"  # score the test split now, before it trains (retrain_on_all)
 
 REFIT_PREFIX = "refit-"  # a refit stage's name: refit-<stage>
 STUDENT_PREFIX = "student"  # a self-training student's stage name: student<round>-<stage>
+ALL_PREFIX = "all-"  # a stage retrained on every photo: all-<stage>
 SELECTION_KEPT = "its selection run kept the incoming weights (0 epochs)"
 SKIPPED_BY_STUDENT = {"top": "a top student trains the first stage's blocks only (self_training.student)",
                       "teacher": "a student that starts as its teacher trains the last stage only "
@@ -133,14 +136,32 @@ def student_round(plan: Plan, r: int, start: int) -> list[Step]:
     return steps
 
 
+def retrain_on_all(plan: Plan, steps: list[Step]) -> list[Step]:
+    """After the held-out score, the same recipe again from the initial weights on every photo: each
+    stage for the epochs its last step trained (planned, or as its selection kept)."""
+    last = {s.plan_stage: s for s in steps}
+    out = []
+    for k, s in enumerate(plan.stages):
+        done = last[k]
+        epochs, epochs_of = (done.epochs, None) if done.epochs is not None else \
+            (None, done.epochs_of if done.epochs_of is not None else done.index)
+        out.append(Step(len(steps) + k, dataclasses.replace(s, name=ALL_PREFIX + s.name), k, done.round, ALL_PHOTOS,
+                        epochs, epochs_of, (SCORE_HELDOUT, RESET, ENTER_DATA) if k == 0 else (ENTER_DATA,),
+                        skip="its recipe kept the incoming weights (0 epochs)"))
+    return out
+
+
 def build_schedule(plan: Plan) -> list[Step]:
-    """Every step of a run of ``plan``: its protocol's steps, then each self-training round's student."""
+    """Every step of a run of ``plan``: its protocol's steps, then each self-training round's student,
+    then (``retrain_on_all``) the recipe again on every photo."""
     steps = {FIXED: fixed, REFIT: refit}.get(plan.protocol, holdout)(plan)
     if plan.unlabeled and shares_probe_head(plan):  # the teacher keeps its probe head for the students
         steps = [dataclasses.replace(s, save_probe_head=s.plan_stage == 0) for s in steps]
     if plan.unlabeled:
         for r in range(1, plan.self_training.rounds + 1):
             steps += student_round(plan, r, len(steps))
+    if plan.retrain_on_all:
+        steps += retrain_on_all(plan, steps)
     return steps
 
 

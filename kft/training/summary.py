@@ -8,12 +8,14 @@ run folder with it is complete.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 
 import numpy as np
 
 from kft import rundir
+from kft.rundir import atomic
 from kft.evaluate import evaluate_model, predict_logits, scores, softmax
 from kft.heldout.mistakes import write_mistakes
 from kft.heldout.stats import accuracy_line, per_class, wilson_interval
@@ -24,7 +26,7 @@ from kft.training import killpoints
 from kft.training.schedule import Step, final_round
 from kft.training.selftrain import load_report
 
-__all__ = ["finish", "held_out_report", "label_accounting", "self_training_summary", "test_set_name"]
+__all__ = ["finish", "held_out_report", "score_before_retraining", "label_accounting", "self_training_summary", "test_set_name"]
 
 _log = logging.getLogger(__name__)
 
@@ -42,7 +44,14 @@ def finish(run, model, plan: Plan, steps: list[Step], data, seed, weights, histo
                "class_weight": plan.class_weight, "distribute": {"mode": plan.distribute, "replicas": replicas},
                "class_counts": {"train": np.bincount(data.train.y, minlength=len(data.class_names)).tolist(),
                                 "val": np.bincount(data.val.y, minlength=len(data.class_names)).tolist()}}
-    if data.test is not None:
+    heldout = run / rundir.HELDOUT
+    if heldout.is_file():  # retrain_on_all: the score of the model before the test split trained
+        metrics.update(json.loads(heldout.read_text()))
+        metrics["shipped_model"] = (f"retrained on every photo ({len(data.for_all().train.y)}, the test split "
+                                    f"included) after the held-out score: test_accuracy estimates this recipe")
+        _log.info(f"the shipped model trained on every photo; its recipe scored {metrics['test_summary']} "
+                  f"before the test photos trained (the held-out estimate)")
+    elif data.test is not None:
         metrics.update(held_out_report(run, model, data))
     elif len(data.val.y) and not plan.every_label_trains:  # a folder dataset: figures from its validation split
         val = evaluate_model(model, data.val.x, data.val.y, len(data.class_names), desc="scoring the validation split")
@@ -91,8 +100,18 @@ def held_out_report(run, model, data) -> dict:
     names_of = [files[i] for i in data.test.indices] if files and data.test.indices is not None else None
     write_mistakes(run / rundir.MISTAKES, data.test.x, y, softmax(logits), names, names=names_of)
     return {"test_accuracy": test["accuracy"], "test_images": test["n"], "test_ci95": [round(lo, 4), round(hi, 4)],
-            "test_set": what, "per_class_accuracy": test["per_class_accuracy"],
+            "test_summary": accuracy_line(right, test["n"], photos), "test_set": what, "per_class_accuracy": test["per_class_accuracy"],
             "per_class": per_class(y, logits.argmax(1), names), "confusion_matrix": test["confusion_matrix"]}
+
+
+def score_before_retraining(run, model, data) -> None:
+    """retrain_on_all: score the held-out photos now, before they train (once: a resumed run keeps it)."""
+    path = run / rundir.HELDOUT
+    if path.is_file():
+        return
+    set_trainable_blocks(model, [])
+    atomic.write_json(path, held_out_report(run, model, data))
+    _log.info(f"retraining the recipe on all {len(data.for_all().train.y)} photos for the model to ship")
 
 
 def self_training_summary(run, plan: Plan, steps: list[Step], stages: list[dict], final_test: float | None) -> dict:
