@@ -53,7 +53,7 @@ def test_train_export_predict_on_a_folder(tmp_path):
 
     run = kft.train("mobilenet_v3_small", strategy="two_stage", refit=False, data=tmp_path / "photos",
                     weights="none", seed=0, image_size=32,
-                    max_epochs=1, val_per_class=2, out=tmp_path / "run",
+                    max_epochs=1, val_per_class=2, test_split=0, out=tmp_path / "run",
                     callbacks=[KerasRecorder(), StageNames()], class_weight="balanced")
     metrics = json.loads((run / "metrics.json").read_text())
     assert metrics["class_weight"] == "balanced" and metrics["class_names"] == ["blue", "green", "red"]

@@ -184,7 +184,7 @@ def test_compare_writes_results(compared):
     assert "## Paired difference vs two_stage" in md and "| head_only | 2 |" in md
     assert cmp.CompareSettings(("mobilenet_v3_small",), STRATEGIES, SEEDS, (2,), compared, weights="none",
                                val_per_class=1, image_size=32, max_epochs=1, limit_test=20,
-                               cache="off", refit=False).command() in md
+                               cache="off", protocol="holdout").command() in md
     cpu = [line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
            if line.startswith("model name")][:1] if Path("/proc/cpuinfo").exists() else []
     assert f"Machine: {cpu[0] if cpu else ''}" in md and f"{os.cpu_count()} cores" in md

@@ -1,6 +1,6 @@
 """Scoring: flip test-time augmentation averages an image with its mirror, and only on request."""
 
-from kft.evaluate import _softmax, evaluate_model, predict_logits
+from kft.evaluate import evaluate_model, predict_logits, softmax
 from kft.model import build_classifier
 
 
@@ -10,5 +10,5 @@ def test_flip_tta_averages_each_image_with_its_mirror(tiny_data):
     plain = evaluate_model(model, x, y, 3)
     tta = evaluate_model(model, x, y, 3, tta=True)
     assert "tta" not in plain and tta["tta"] == "flip"
-    expected = (_softmax(predict_logits(model, x)) + _softmax(predict_logits(model, x[:, :, ::-1].copy()))).argmax(1)
+    expected = (softmax(predict_logits(model, x)) + softmax(predict_logits(model, x[:, :, ::-1].copy()))).argmax(1)
     assert tta["accuracy"] == float((expected == y).mean())
