@@ -265,12 +265,14 @@ class MainActivity : AppCompatActivity() {
                 val square = centerSquare(frame.cropRect)
                 val frameTransform = ImageProxyTransformFactory().getOutputTransform(frame)
                 runOnUiThread { showGuide(square, frameTransform) }
-                val helper = classifier ?: return // the model did not load: its error is on screen
-                val copyStart = SystemClock.elapsedRealtimeNanos()
-                val bitmap = frame.toBitmap() // the whole buffer, row padding dropped
-                val copyMs = (SystemClock.elapsedRealtimeNanos() - copyStart) / 1_000_000
-                val result = helper.classify(bitmap, square, frame.imageInfo.rotationDegrees)
-                showOnScreen(describe(result, copyMs))
+                val helper = classifier // null: the model did not load, and its error is on screen
+                if (helper != null) {
+                    val copyStart = SystemClock.elapsedRealtimeNanos()
+                    val bitmap = frame.toBitmap() // the whole buffer, row padding dropped
+                    val copyMs = (SystemClock.elapsedRealtimeNanos() - copyStart) / 1_000_000
+                    val result = helper.classify(bitmap, square, frame.imageInfo.rotationDegrees)
+                    showOnScreen(describe(result, copyMs))
+                }
             } catch (e: Exception) {
                 Log.e(TAG, "Classifying a frame failed", e)
                 showOnScreen(getString(R.string.classify_failed, e.message ?: e.toString()))
