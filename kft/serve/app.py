@@ -17,7 +17,6 @@ from kft.webapp.build import model_info, pick_model, write_web_app
 
 _log = logging.getLogger(__name__)
 
-PREFERRED_VARIANTS = ("int8", "float16", "dynamic", "float32")  # smallest first that the export kept
 MAX_FILE_BYTES = 10 * 2**20  # per uploaded image
 MAX_REQUEST_BYTES = 8 * MAX_FILE_BYTES
 MAX_FILES = 32
