@@ -9,6 +9,7 @@ import { FilesetResolver, ImageClassifier } from "./vendor/mediapipe/vision_bund
 
 const $ = (id) => document.getElementById(id);
 const TOP = 3;
+const CAMERA_ON = "kft-camera-on";  // localStorage: the camera ran on the last visit
 const params = new URLSearchParams(location.search);
 let info = null;
 let classifier = null;
@@ -37,9 +38,11 @@ async function offlineReady() {
     return sw.controller ? "" : `no offline copy: ${err.message || err}`;
   }
   if (sw.controller) {
-    // Ask for sw.js now rather than whenever the browser gets round to it (Chromium may wait a
-    // minute): a new export is then found at once. Offline, this fails quietly.
-    reg.update().catch(() => {});
+    // Ask for sw.js now, before the model and the camera keep the page busy (Chromium then put the
+    // check off by up to a minute): a new export is found at once, installs, takes over and the
+    // page reloads. Offline this fails at once; a slow network gets 3 s, then the page goes on.
+    setStatus("checking for a new model…", "loading");
+    await Promise.race([reg.update().catch(() => {}), new Promise((resolve) => setTimeout(resolve, 3000))]);
     return "";
   }
   setStatus("saving the app for offline use…", "loading");
@@ -330,8 +333,10 @@ async function startCamera() {
     await video.play();
   } catch (err) {
     showCameraMessage(cameraMessage(err));
+    try { localStorage.removeItem(CAMERA_ON); } catch (e) { /* no storage */ }
     return;
   }
+  try { localStorage.setItem(CAMERA_ON, "1"); } catch (e) { /* no storage */ }
   $("camera-off").hidden = true;
   $("stage").dataset.camera = "on";
   $("freeze").disabled = false;
@@ -418,11 +423,12 @@ async function main() {
   if (!(navigator.mediaDevices && navigator.mediaDevices.getUserMedia)) {
     showCameraMessage(cameraMessage(null));
   } else {
-    // Start the camera at once where the permission was given before (otherwise a tap asks for it).
+    // Start the camera at once where it ran on the last visit and the permission stands
+    // (otherwise the "Start camera" tap asks for it: browsers ask best after a user's gesture).
     try {
       const perm = await navigator.permissions.query({ name: "camera" });
-      if (perm.state === "granted") await startCamera();
-    } catch (err) { /* no Permissions API for the camera: wait for the tap */ }
+      if (perm.state === "granted" && localStorage.getItem(CAMERA_ON)) await startCamera();
+    } catch (err) { /* no Permissions API for the camera, or no storage: wait for the tap */ }
   }
   setStatus(offline ? `ready (${offline})` : "ready", "ready");
 }
