@@ -103,7 +103,12 @@ def _server(root: Path, link: _Link, latency: float, gzip: bool = False):
         def log_message(self, *args):
             pass
 
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(Handler, directory=str(root)))
+    class Server(http.server.ThreadingHTTPServer):
+        def handle_error(self, request, client_address):
+            if not isinstance(sys.exc_info()[1], ConnectionError):  # a browser dropping a connection is normal
+                super().handle_error(request, client_address)
+
+    server = Server(("127.0.0.1", 0), partial(Handler, directory=str(root)))
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
 
@@ -181,7 +186,7 @@ def _y4m(photo: Path, out: Path, size=(1280, 720)) -> None:
     out.write_bytes(f"YUV4MPEG2 W{size[0]} H{size[1]} F30:1 Ip A1:1 C420jpeg\n".encode() + b"FRAME\n" + b"".join(planes))
 
 
-def _screenshot(p, web_root: Path, variant: str, path: Path, camera_photo: Path, photos: list[Path]) -> None:
+def _screenshot(p, web_root: Path, variant: str, path: Path, camera_photo: Path, photo: Path) -> None:
     frame = web_root / "camera.y4m"
     _y4m(camera_photo, frame)
     browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS + [
@@ -194,8 +199,9 @@ def _screenshot(p, web_root: Path, variant: str, path: Path, camera_photo: Path,
         page = ctx.new_page()
         page.goto(f"http://127.0.0.1:{server.server_port}/{variant}/")
         _ready(page)
+        page.tap("#start-camera")
         page.wait_for_selector('#live[data-top1]:not([data-top1=""])', timeout=60_000)
-        page.set_input_files("#files", [str(photos[0])])
+        page.set_input_files("#files", [str(photo)])
         page.wait_for_selector(".result.photo", timeout=60_000)
         page.evaluate("window.scrollTo(0, 0)")
         time.sleep(1.0)
@@ -300,7 +306,7 @@ def main() -> None:
                 camera = Path(args.camera_photo)
                 if not camera.is_file():
                     camera = photo_dir() / args.camera_photo
-                _screenshot(p, root, default, args.screenshot, camera, photos[1:])
+                _screenshot(p, root, default, args.screenshot, camera, photo_dir() / PHOTOS[1])
     finally:
         shutil.rmtree(root, ignore_errors=True)
 
