@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import http.server
-import json
 import os
 import shutil
 import statistics
@@ -183,7 +182,8 @@ def _y4m(photo: Path, out: Path, size=(1280, 720)) -> None:
     v = 0.5 * rgb[..., 0] - 0.418688 * rgb[..., 1] - 0.081312 * rgb[..., 2] + 128
     sub = lambda c: c.reshape(c.shape[0] // 2, 2, c.shape[1] // 2, 2).mean((1, 3))  # noqa: E731
     planes = [np.clip(np.rint(p), 0, 255).astype(np.uint8).tobytes() for p in (y, sub(u), sub(v))]
-    out.write_bytes(f"YUV4MPEG2 W{size[0]} H{size[1]} F30:1 Ip A1:1 C420jpeg\n".encode() + b"FRAME\n" + b"".join(planes))
+    header = f"YUV4MPEG2 W{size[0]} H{size[1]} F30:1 Ip A1:1 C420jpeg\n".encode()
+    out.write_bytes(header + b"FRAME\n" + b"".join(planes))
 
 
 def _screenshot(p, web_root: Path, variant: str, path: Path, camera_photo: Path, photo: Path) -> None:
@@ -284,13 +284,15 @@ def main() -> None:
                     for d in ("cpu",) if args.no_gpu else ("cpu", "gpu", "auto"):
                         query = "" if d == "auto" else f"?delegate={d}"
                         pages[v, d], abouts[v, d] = _open_page(browser, f"{base}/{v}/{query}")
-                timed = {k: page for k, page in pages.items() if k[1] != "auto" and abouts[k]["delegate"] == k[1].upper()}
+                timed = {k: page for k, page in pages.items()  # the forced pages whose delegate came up
+                         if k[1] != "auto" and abouts[k]["delegate"] == k[1].upper()}
                 ms = _interleaved(timed, photos, args.repeat)
             finally:
                 server.shutdown()
             print(f"\nms per image in the page (median over {len(photos)} photos x {max(1, args.repeat - 1)} passes, "
                   "the pages taking turns; GPU = WebGL on SwiftShader, a software renderer):")
-            print(f"  {'variant':8} {'size':>8} {'CPU ms':>8} {'GPU ms':>8}  the page's own pick (its probe: CPU / GPU ms)")
+            print(f"  {'variant':8} {'size':>8} {'CPU ms':>8} {'GPU ms':>8}  "
+                  "the page's own pick (its probe: CPU / GPU ms)")
             for v in variants:
                 size = (root / v / f"model_{v}.tflite").stat().st_size
                 gpu = "-" if args.no_gpu else (f"{ms[v, 'gpu']:.1f}" if (v, "gpu") in ms else "fails")
@@ -299,7 +301,7 @@ def main() -> None:
                     auto = abouts[v, "auto"]
                     pick = f"{auto['delegate']} ({auto['cpu-ms'] or '-'} / {auto['gpu-ms'] or '-'})"
                     if not auto["gpu-ms"]:
-                        pick += f" [{auto['reason'][:70]}]"
+                        pick += f" [{' '.join(auto['reason'].split())[:90]}]"
                 print(f"  {v:8} {size / 1e6:6.2f}MB {ms[v, 'cpu']:8.1f} {gpu:>8}  {pick}")
             browser.close()
             if args.screenshot:
