@@ -151,7 +151,7 @@ async function pickDelegate(fileset, bytes) {
   } catch (err) {
     if (gpu) gpu.close();
     gpu = null;
-    choice.reason = `GPU unavailable (${String(err.message || err).slice(0, 80)})`;
+    choice.reason = `GPU unavailable (${String(err.message || err).replace(/\s+/g, " ").trim().slice(0, 100)})`;
   }
   if (wanted === "GPU" && gpu) {
     choice.delegate = "GPU";
