@@ -350,12 +350,15 @@ def test_kft_export_of_a_run_folder_via_the_cli(tmp_path, monkeypatch, capsys):
     assert f"exported to export/{run.name}" in printed and "validation split" in printed
 
 
-def test_export_without_format_flag_is_a_user_error(capsys):
+def test_export_without_a_format_flag_exports_tflite(tmp_path, capsys):
+    """--tflite is the default format: `kft export MODEL` alone writes the TFLite files."""
     from kft.cli import main
 
     with pytest.raises(SystemExit) as e:
-        main(["export", str(trained().dir)])
-    assert e.value.code == 2 and "--tflite" in capsys.readouterr().err
+        main(["export", str(trained().model_path), "--quantize", "float32", "--out", str(tmp_path / "e")])
+        raise SystemExit(0)
+    assert (e.value.code or 0) == 0, capsys.readouterr().err
+    assert (tmp_path / "e" / "model_float32.tflite").is_file() and not (tmp_path / "e" / "web").exists()
 
 
 def test_export_run_on_cifar10(tmp_path):
