@@ -24,8 +24,17 @@ LABELS_FILE = "labels.txt"
 class Classifier:
     """A loaded .tflite image classifier: ``classify(images) -> probabilities``."""
 
-    def __init__(self, model: str | os.PathLike | bytes, num_threads: int | None = None, labels=None):
-        """``model``: a .tflite path or its bytes; ``labels`` overrides the packed ones."""
+    def __init__(self, model: str | os.PathLike | bytes, num_threads: int | None = None, labels=None,
+                 batch_size: int = 1):
+        """``model``: a .tflite path or its bytes; ``labels`` overrides the packed ones.
+
+        ``batch_size``: images per ``invoke()`` when classifying many (the input's batch
+        dimension is resized to it). Every kft variant runs batched; each image's scores are
+        its batch-1 scores (float kernels may round differently). A graph that refuses a
+        larger batch runs at 1 instead, and ``batch_note`` says why. Example::
+
+            Classifier("model_int8.tflite", num_threads=2, batch_size=32).classify(images)
+        """
         if isinstance(model, (bytes, bytearray)):
             self.path = Path("<model bytes>")
         else:
@@ -47,9 +56,11 @@ class Classifier:
         self.num_classes = int(self._out["shape"][-1])
         self.input_quantization = _quant(self._in)
         self.output_quantization = _quant(self._out)
-        if self._in["shape"][0] != 1:
-            self._interp.resize_tensor_input(self._in["index"], [1, *shape[1:]])
-            self._interp.allocate_tensors()
+        self._batch = int(self._in["shape"][0])  # the batch the input tensor is allocated for
+        self.batch_size = max(1, int(batch_size))
+        self.batch_note: str | None = None  # why a larger batch_size fell back to 1, if it did
+        if self._batch != 1:
+            self._resize(1)
         self.labels = list(labels) if labels is not None else read_labels(model)
         if self.labels is None:
             self.labels = [str(i) for i in range(self.num_classes)]
@@ -65,30 +76,76 @@ class Classifier:
         batch = images[None] if single else images
         if batch.ndim != 4 or batch.shape[-1] != 3:
             raise ValueError(f"expected RGB images (H, W, 3) or (N, H, W, 3), got shape {images.shape}")
-        probs = np.stack([self._classify_one(img) for img in batch]) if len(batch) else \
-            np.zeros((0, self.num_classes), np.float32)
-        return probs[0] if single else probs
-
-    def _classify_one(self, image: np.ndarray) -> np.ndarray:
-        if image.shape[:2] != self.input_size:
+        if batch.shape[1:3] != self.input_size:
             from kft.images import resize_like_mediapipe
 
-            image = resize_like_mediapipe(np.asarray(image, np.uint8), self.input_size)
-        x = self._prepare(image[None])
-        self._interp.set_tensor(self._in["index"], x)
+            batch = np.stack([resize_like_mediapipe(np.asarray(img, np.uint8), self.input_size) for img in batch]) \
+                if len(batch) else np.zeros((0, *self.input_size, 3), np.uint8)
+        probs = self.run(self.prepare(batch))
+        return probs[0] if single else probs
+
+    def run(self, x: np.ndarray) -> np.ndarray:
+        """Probabilities (float32, (N, C)) for ``x``, a batch already in the input tensor's type
+        and size (``prepare``), ``batch_size`` images per invoke."""
+        if len(x) == 0:
+            return np.zeros((0, self.num_classes), np.float32)
+        step = self.batch_size
+        out = []
+        i = 0
+        while i < len(x):
+            chunk = x[i:i + step]
+            if len(chunk) > 1 and not self._resize_batched(len(chunk)):
+                step = 1  # this graph runs one image at a time (batch_note says why)
+                continue
+            if len(chunk) == 1 and self._batch != 1:
+                self._resize(1)
+            out.append(self._invoke(chunk))
+            i += len(chunk)
+        return np.concatenate(out)
+
+    def _invoke(self, x: np.ndarray) -> np.ndarray:
+        self._interp.set_tensor(self._in["index"], np.ascontiguousarray(x))
         self._interp.invoke()
-        y = self._interp.get_tensor(self._out["index"])[0]
+        y = self._interp.get_tensor(self._out["index"])
+        if y.shape != (len(x), self.num_classes):
+            raise KftError(f"{self.path}: {len(x)} images gave outputs shaped {y.shape}")
         scale, zero = self.output_quantization
         if scale:
             return ((y.astype(np.float32) - zero) * scale).astype(np.float32)
         return y.astype(np.float32)
 
-    def _prepare(self, x: np.ndarray) -> np.ndarray:
-        """Pixels (0..255) to the input tensor's type and quantization."""
+    def _resize(self, n: int) -> None:
+        self._interp.resize_tensor_input(self._in["index"], [n, *self.input_size, 3])
+        self._interp.allocate_tensors()
+        self._batch = n
+
+    def _resize_batched(self, n: int) -> bool:
+        """Make the input hold ``n`` images; False (and batch 1 from now on) if the graph refuses."""
+        if self._batch == n:
+            return True
+        try:
+            self._resize(n)
+            shape = tuple(self._interp.get_output_details()[0]["shape"])
+            if shape != (n, self.num_classes):
+                raise ValueError(f"a batch of {n} gives outputs shaped {shape}")
+            return True
+        except (RuntimeError, ValueError) as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            self.batch_note = f"runs one image at a time: batch {n} refused ({first})"
+            self.batch_size = 1
+            self._resize(1)
+            return False
+
+    def prepare(self, x: np.ndarray) -> np.ndarray:
+        """Pixels (0..255, any numeric dtype, (N, H, W, 3)) to the input tensor's type and
+        quantization: float32 as they are for a float input, bytes for a uint8 pixel input."""
+        x = np.asarray(x)
         dtype = self.input_dtype
         if dtype.kind == "f":
-            return x.astype(dtype)
+            return x.astype(dtype, copy=False)
         scale, zero = self.input_quantization
+        if x.dtype == dtype and (scale, zero) == (1.0, 0):
+            return x  # pixel bytes are the input bytes (kft's --int8-io files)
         x = x.astype(np.float32)
         if scale:
             x = np.round(x / scale + zero)
