@@ -107,17 +107,18 @@ def test_a_batch_gives_each_image_its_batch_one_scores(both, name, int8_io):
     path = both["int8_io" if int8_io else "after"][0].out_dir / f"model_{name}.tflite"
     shown = t.test_x.repeat(7, axis=1).repeat(7, axis=2)
     one = Classifier(path, num_threads=1).classify(shown)
-    clf = Classifier(path, num_threads=2, batch_size=7)
-    batched = clf.classify(shown)
-    assert clf.batch_size == 7 and clf.batch_note is None  # it really ran batched
-    assert batched.shape == one.shape == (30, 3)
-    if name in ("int8",):  # integer kernels: exact
-        np.testing.assert_array_equal(batched, one)
-    else:
-        np.testing.assert_allclose(batched, one, rtol=1e-5, atol=1e-6)
-    sure = decisive(one, 1e-4)
-    assert (batched.argmax(1) == one.argmax(1))[sure].all()
-    np.testing.assert_array_equal(clf.classify(shown[3]), batched[3])  # one image after a batch
+    for threads, workers in ((1, 2), (2, 1)):  # two interpreters of 1 thread, or one of 2
+        clf = Classifier(path, num_threads=threads, batch_size=7, workers=workers)
+        batched = clf.classify(shown)
+        assert clf.batch_size == 7 and clf.batch_note is None and clf.workers == workers  # it really ran batched
+        assert batched.shape == one.shape == (30, 3)
+        if name == "int8":  # integer kernels: exact
+            np.testing.assert_array_equal(batched, one)
+        else:
+            np.testing.assert_allclose(batched, one, rtol=1e-5, atol=1e-6)
+        sure = decisive(one, 1e-4)
+        assert (batched.argmax(1) == one.argmax(1))[sure].all()
+        np.testing.assert_array_equal(clf.classify(shown[3]), batched[3])  # one image after a batch
 
 
 def test_the_fast_export_writes_the_same_files_and_the_same_report(both):
@@ -169,13 +170,13 @@ def test_the_int8_fallback_picks_the_same_float_nodes_batched(tmp_path):
     images = build_converter(t.model, q, 32)[1].representative_images
     calibrated = quant_debug.calibrated_model(build_converter(t.model, q, 32)[0])
     for buf in (calibrated, quant_debug._quantize(calibrated)):  # float, and all int8
-        one = quant_debug.probabilities(buf, images, batch_size=1, num_threads=1)
-        np.testing.assert_allclose(quant_debug.probabilities(buf, images, batch_size=5, num_threads=2), one,
+        one = quant_debug.probabilities(buf, images, batch_size=1, workers=1)
+        np.testing.assert_allclose(quant_debug.probabilities(buf, images, batch_size=5, workers=2), one,
                                    rtol=1e-6, atol=1e-9)
 
-    def islands(batch, threads):
+    def islands(batch, workers):
         converter, _ = build_converter(t.model, q, 32)
-        return quant_debug.selective_int8(converter, images, target=0.99, batch_size=batch, num_threads=threads)
+        return quant_debug.selective_int8(converter, images, target=0.99, batch_size=batch, workers=workers)
 
     buf_one, nodes_one = islands(1, 1)  # the old way
     buf_batched, nodes_batched = islands(8, 2)
@@ -244,7 +245,7 @@ def test_a_graph_that_refuses_a_batch_runs_one_image_at_a_time(tmp_path, reshape
     path = _batch_one_only_model(tmp_path, reshape)
     images = np.random.default_rng(1).integers(0, 256, (5, 2, 2, 3), dtype=np.uint8)
     one = Classifier(path, num_threads=1).classify(images)
-    clf = Classifier(path, num_threads=1, batch_size=4)
+    clf = Classifier(path, num_threads=1, batch_size=4, workers=2)
     probs = clf.classify(images)
     assert clf.batch_size == 1 and "one image at a time" in clf.batch_note
     np.testing.assert_array_equal(probs, one)
@@ -255,8 +256,8 @@ def test_the_speed_settings_are_checked_for_what_they_promise():
     from kft.export import ScoringSpeed
 
     old = ScoringSpeed.one_at_a_time()
-    assert (old.batch_size, old.fallback_batch_size, old.fallback_threads) == (1, 1, 1)
+    assert (old.batch_size, old.workers, old.fallback_batch_size, old.fallback_workers) == (1, 1, 1, 1)
     assert not old.shared_chunks and not old.reuse_int8
     new = ScoringSpeed()
-    assert new.batch_size > 1 and new.shared_chunks and new.reuse_int8
+    assert new.batch_size > 1 and new.workers is None and new.shared_chunks and new.reuse_int8
     assert dataclasses.replace(new, batch_size=1).batch_size == 1

@@ -68,13 +68,13 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, out_dir=None, test_images=None,
                test_labels=None, train_images=None, *, limit_test: int | None = None, data_dir=None,
                num_threads: int | None = None, input_size: int | None = None,
-               max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, quantization_report: bool = False
-               ) -> ExportResult:
+               max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, quantization_report: bool = False,
+               speed: "ScoringSpeed | None" = None, timings: dict | None = None) -> ExportResult:
     """Export a run folder or ``.keras`` file. Arrays given here win; otherwise a run
     folder supplies training images (int8 calibration) and its held-out images via
     ``kft.runs``: the test set, or for a folder-dataset run (no test set) its
     validation split, which the report names. A bare ``.keras`` file uses
-    ``labels.txt`` beside it if present."""
+    ``labels.txt`` beside it if present. ``speed`` and ``timings``: as ``export_model``'s."""
     from kft.artifacts import KERAS, RUN, open_artifact
 
     quants = parse_quantizations(quantizations)
@@ -115,7 +115,7 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                         test_images=test_images, test_labels=test_labels, source=str(path),
                         model_file=model_path, num_threads=num_threads, input_size=input_size,
                         scored_on=scored_on, max_accuracy_drop=max_accuracy_drop,
-                        quantization_report=quantization_report)
+                        quantization_report=quantization_report, speed=speed, timings=timings)
 
 
 def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = False,
@@ -177,6 +177,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
 
     if num_threads is None:
         num_threads = os.cpu_count() or 1
+    workers = max(1, min(speed.workers or num_threads, num_threads))
     timings = {} if timings is None else timings
     clock = _Clock(timings)
     with clock("keras scoring"):
@@ -194,11 +195,12 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         t0 = time.perf_counter()
         details: dict = {}
         source, quant_used = int8_model.for_conversion(quant)
-        extra = {"probe_batch": speed.fallback_batch_size, "probe_threads": speed.fallback_threads or num_threads} \
+        extra = {"probe_batch": speed.fallback_batch_size, "probe_workers": speed.fallback_workers or num_threads} \
             if quant.selective else {}
         tflite = metadata.attach(convert(source, quant_used, n, details, **extra), meta)
         seconds = time.perf_counter() - t0
-        clf = Classifier(tflite, num_threads=num_threads, batch_size=speed.batch_size)
+        clf = Classifier(tflite, num_threads=max(1, num_threads // workers), batch_size=speed.batch_size,
+                         workers=workers)
         row = report.new_row(name, tflite, file_of(name), seconds, clf)
         row["_clf"], row["_quant"], row["_tflite"] = clf, quant, tflite
         row["float_nodes"] = details.get("float_nodes", [])
@@ -313,28 +315,31 @@ class ScoringSpeed:
     same whatever it says (float kernels may round a batch differently: last digits only).
 
     ``batch_size``: held-out images per interpreter invoke, every variant (1: one at a time,
-    as a device runs them). ``keras_batch_size``: images per Keras call. ``shared_chunks``:
-    upsample each chunk of held-out images once for all variants (else once per variant).
-    ``fallback_batch_size`` / ``fallback_threads`` (None: every CPU): the int8 fallback's
-    scoring of every candidate model on the calibration images. ``reuse_int8``: prepare the
-    int8 model (``int8_prep``) once for its conversion, its fallback and the quantization
-    report (else once each). Example: ``export_model(..., speed=ScoringSpeed.one_at_a_time())``.
+    as a device runs them). ``workers``: interpreters per variant scoring parts of each chunk
+    at the same time, 1 thread each (None: one per CPU; 1: one interpreter on every CPU).
+    ``keras_batch_size``: images per Keras call. ``shared_chunks``: upsample each chunk of
+    held-out images once for all variants (else once per variant). ``fallback_batch_size`` /
+    ``fallback_workers``: the int8 fallback's scoring of every candidate model on the
+    calibration images (workers None: one per CPU). ``reuse_int8``: prepare the int8 model
+    (``int8_prep``) once for its conversion, its fallback and the quantization report (else
+    once each). Example: ``export_model(..., speed=ScoringSpeed.one_at_a_time())``.
     """
 
-    batch_size: int = 32
-    keras_batch_size: int = 256
+    batch_size: int = 8
+    workers: int | None = None
+    keras_batch_size: int = 128
     shared_chunks: bool = True
-    fallback_batch_size: int = 32
-    fallback_threads: int | None = None
+    fallback_batch_size: int = 8
+    fallback_workers: int | None = None
     reuse_int8: bool = True
 
     @classmethod
     def one_at_a_time(cls) -> "ScoringSpeed":
         """Export as it ran until 2026-12-07 (``benchmarks/export_speed.py``'s "before"): every
-        image alone through each variant, Keras at 128, the fallback at 1 image and 1 thread,
-        the int8 preparation repeated."""
-        return cls(batch_size=1, keras_batch_size=128, shared_chunks=False, fallback_batch_size=1,
-                   fallback_threads=1, reuse_int8=False)
+        image alone through each variant (one interpreter on every CPU), Keras at 128, the
+        fallback one image at a time on 1 thread, the int8 preparation repeated."""
+        return cls(batch_size=1, workers=1, keras_batch_size=128, shared_chunks=False, fallback_batch_size=1,
+                   fallback_workers=1, reuse_int8=False)
 
 
 class _Int8Source:
