@@ -175,27 +175,30 @@ def _peak_rss_mb() -> float:
 def _print(results: dict, source, force: bool) -> None:
     any_ = next(iter(results.values()))
     print(f"kft export speed: {source}; {any_['test_images']} held-out images, {any_['calibration_images']} "
-          f"calibration images; {any_['cpus']} CPUs, load average {os.getloadavg()[0]:.1f}"
+          f"calibration images; {any_['cpus']} CPUs, load average {os.getloadavg()[0]:.1f} at the end"
           + ("; int8 fallback forced" if force else ""))
     phases = []
     for r in results.values():
         phases += [p for p in r["timings"] if p not in phases]
-    order = ["keras scoring"] + sorted(p for p in phases if p.startswith("convert")) + \
-        ["prepare held-out images"] + sorted(p for p in phases if p.startswith("score")) + \
-        sorted(p for p in phases if p.endswith("fallback")) + ["island timing", "write", "quantization report"]
+    order = ["keras scoring"] + sorted(p for p in phases if p.startswith("convert") and "fallback" not in p) + \
+        ["prepare held-out images"] + sorted(p for p in phases if p.startswith("score") and "fallback" not in p) + \
+        sorted(p for p in phases if "fallback" in p) + ["island timing", "write", "quantization report"]
     order = [p for p in order if p in phases] + [p for p in phases if p not in order]
-    head = f"{'phase':<28}" + "".join(f"{p + ' s':>12}" for p in results) + ("   speed-up" if len(results) == 2 else "")
-    print(head)
-    rows = [(p, [r["timings"].get(p) for r in results.values()]) for p in order]
-    rows += [("whole export (wall)", [r["wall"] for r in results.values()]),
-             ("whole export (CPU)", [r["cpu"] for r in results.values()])]
+    cols = list(results)
+    print(f"{'phase':<26}" + "".join(f"{c + ' wall':>13}{c + ' CPU':>12}" for c in cols)
+          + ("   wall x   CPU x" if len(cols) == 2 else ""))
+    rows = [(p, [results[c]["timings"].get(p) for c in cols]) for p in order]
+    rows += [("whole export", [{"wall": results[c]["wall"], "cpu": results[c]["cpu"]} for c in cols])]
     for name, vals in rows:
-        cells = "".join(f"{v:>12.2f}" if v is not None else f"{'-':>12}" for v in vals)
-        ratio = f"{vals[0] / vals[1]:>10.1f}x" if len(vals) == 2 and all(vals) and vals[1] > 0 else ""
-        print(f"{name:<28}{cells}{ratio}")
-    print(f"{'peak RSS (MB)':<28}" + "".join(f"{r['peak_rss_mb']:>12.0f}" for r in results.values()))
-    print("('prepare held-out images': upsampling to the declared input and the input type; 'before' "
-          "does it once per variant, 'after' once per chunk for all variants)")
+        cells = "".join(f"{v['wall']:>13.2f}{v['cpu']:>12.2f}" if v else f"{'-':>13}{'-':>12}" for v in vals)
+        ratio = ""
+        if len(vals) == 2 and all(vals) and vals[1]["wall"] > 0 and vals[1]["cpu"] > 0:
+            ratio = f"{vals[0]['wall'] / vals[1]['wall']:>8.1f}x{vals[0]['cpu'] / vals[1]['cpu']:>6.1f}x"
+        print(f"{name:<26}{cells}{ratio}")
+    print(f"{'peak RSS (MB)':<26}" + "".join(f"{results[c]['peak_rss_mb']:>13.0f}{'':>12}" for c in cols))
+    print("CPU: this process, all its threads. 'prepare held-out images': upsampling to the declared input and "
+          "the input type ('before': once per variant; 'after': once for all). 'convert int8 (fallback)' "
+          "includes the fallback's search over nodes.")
 
 
 def _compare(before: Path, after: Path) -> None:

@@ -138,9 +138,10 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     also write the per-layer int8 error table (``kft.export.quant_debug``).
 
     ``speed`` (``ScoringSpeed``): batch sizes and threads of the scoring; the files and the
-    report do not depend on it. ``timings``, if given, receives the seconds of each phase
-    (``keras scoring``, ``convert <q>``, ``score <q>``, ``<q> fallback``, ``write``, ...),
-    for ``benchmarks/export_speed.py``."""
+    report do not depend on it. ``timings``, if given, receives the wall and CPU seconds of
+    each phase (``keras scoring``, ``convert <q>``, ``prepare held-out images``, ``score <q>``,
+    ``convert int8 (fallback)``, ``score int8 (fallback)``, ``write``, ...) as
+    ``{phase: {"wall": s, "cpu": s}}`` (``report.PhaseTimer``), for ``benchmarks/export_speed.py``."""
     from functools import partial
 
     from kft import atomic
@@ -178,8 +179,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     if num_threads is None:
         num_threads = os.cpu_count() or 1
     workers = max(1, min(speed.workers or num_threads, num_threads))
-    timings = {} if timings is None else timings
-    clock = _Clock(timings)
+    clock = report.PhaseTimer(timings)
     with clock("keras scoring"):
         keras_logits = predict_logits(model, test_images, batch_size=speed.keras_batch_size,
                                       desc="scoring the Keras model") if test_images is not None else None
@@ -194,10 +194,11 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         _log.info(f"converting {name}" + (" (fallback: the worst layers in float)" if quant.selective else ""))
         t0 = time.perf_counter()
         details: dict = {}
-        source, quant_used = int8_model.for_conversion(quant)
-        extra = {"probe_batch": speed.fallback_batch_size, "probe_workers": speed.fallback_workers or num_threads} \
-            if quant.selective else {}
-        tflite = metadata.attach(convert(source, quant_used, n, details, **extra), meta)
+        with clock(f"convert {name}" + (" (fallback)" if quant.selective else "")):
+            source, quant_used = int8_model.for_conversion(quant)
+            extra = {"probe_batch": speed.fallback_batch_size,
+                     "probe_workers": speed.fallback_workers or num_threads} if quant.selective else {}
+            tflite = metadata.attach(convert(source, quant_used, n, details, **extra), meta)
         seconds = time.perf_counter() - t0
         clf = Classifier(tflite, num_threads=max(1, num_threads // workers), batch_size=speed.batch_size,
                          workers=workers)
@@ -213,16 +214,12 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         if test_images is not None and len(test_images):
             groups = [batch] if speed.shared_chunks else [[r] for r in batch]
             for group in groups:
-                seconds: dict = {}
-                probs = report.score_classifiers([r["_clf"] for r in group], test_images,
-                                                 label if len(group) > 1 else f"scoring {group[0]['file']}",
-                                                 prepare=prepare, seconds=seconds)
-                timings["prepare held-out images"] = timings.get("prepare held-out images", 0.0) + \
-                    seconds.get("prepare", 0.0)
-                for k, (r, p) in enumerate(zip(group, probs)):
+                probs = report.score_classifiers(
+                    [r["_clf"] for r in group], test_images,
+                    label if len(group) > 1 else f"scoring {group[0]['file']}", prepare=prepare, timer=clock,
+                    names=[r["variant"] + (" (fallback)" if r["selective"] else "") for r in group])
+                for r, p in zip(group, probs):
                     report.add_scores(r, p, test_labels, keras_logits, r["_quant"].is_float)
-                    key = f"score {r['variant']}" + (" (fallback)" if r["selective"] else "")
-                    timings[key] = timings.get(key, 0.0) + seconds.get(k, 0.0)
         for r in batch:
             clf = r.pop("_clf")  # its interpreter's batch-sized buffers go now
             if clf.batch_note:
@@ -233,7 +230,6 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     first = []
     for name in quants:
         tflite, row = attempt(name, QuantizationConfig.named(name, calibration, int8_io))
-        timings[f"convert {name}"] = row["convert_seconds"]
         first.append(row)
     score(first, f"scoring {len(first)} file(s)" if len(first) > 1 else f"scoring {first[0]['file']}")
     outputs: dict[str, bytes] = {}
@@ -246,9 +242,8 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
             quant = guard.fallback_for(row["_quant"], max_accuracy_drop)
             if quant is None:
                 break
-            with clock(f"{name} fallback"):
-                _, row = attempt(name, quant)
-                score([row], f"scoring {row['file']} (fallback)")
+            _, row = attempt(name, quant)
+            score([row], f"scoring {row['file']} (fallback)")
             tried.append(row)
         row["attempts"] = [{"selective": r["selective"], "float_nodes": len(r["float_nodes"]),
                             "accuracy": r["accuracy"]} for r in tried]
@@ -360,26 +355,6 @@ class _Int8Source:
 
             self._prepared = prepare_for_int8(self.model, quant.representative_images)
         return self._prepared, replace(quant, prepare=False)
-
-
-class _Clock:
-    """``with clock("phase"):`` adds the block's wall seconds to ``timings["phase"]``."""
-
-    def __init__(self, timings: dict):
-        self.timings = timings
-
-    def __call__(self, name: str):
-        import contextlib
-
-        @contextlib.contextmanager
-        def timed():
-            t0 = time.perf_counter()
-            try:
-                yield
-            finally:
-                self.timings[name] = self.timings.get(name, 0.0) + time.perf_counter() - t0
-
-        return timed()
 
 
 def file_of(name: str) -> str:
