@@ -70,8 +70,17 @@ def trained(backbone: str = "mobilenet_v3_small"):
 
 def exported(int8_io: bool = False):
     """``export_model`` of ``trained()``: all four variants (int8 with uint8 I/O if
-    ``int8_io``, then int8 only) into a temporary folder. Returns the ExportResult."""
+    ``int8_io``, then int8 only) into a temporary folder, with the accuracy guard off
+    (``GUARD_OFF``). Returns the ExportResult."""
     return _exported(bool(int8_io))
+
+
+# The shared export is a source of files for the predict, runtime, serve, bench and client tests,
+# not a test of the accuracy guard, so the guard cannot trip here: on 30 test images the tiny
+# model's int8 file may miss an image or two more than Keras on one CPU and not on another (it
+# did on an AVX2-only machine, failing every test that used this fixture). The guard's own tests
+# build their passing and failing cases deliberately (tests/test_export.py).
+GUARD_OFF = 100.0  # max_accuracy_drop in points: no variant can fall further
 
 
 @functools.lru_cache(maxsize=None)
@@ -84,7 +93,7 @@ def _exported(int8_io: bool):
     quants = ["int8"] if int8_io else ["float32", "float16", "dynamic", "int8"]
     return export_model(t.model, t.class_names, quants, out, int8_io=int8_io, calibration_samples=48,
                         train_images=t.train_x, test_images=t.test_x, test_labels=t.test_y,
-                        source=str(t.dir), model_file=t.model_path)
+                        source=str(t.dir), model_file=t.model_path, max_accuracy_drop=GUARD_OFF)
 
 
 def decisive(scores, tol: float) -> np.ndarray:

@@ -51,7 +51,7 @@ def test_input_size_below_the_training_resolution_is_a_user_error():
     from kft.errors import KftError
     from kft.export.convert import QuantizationConfig, convert
 
-    with pytest.raises(KftError, match="--input-size must be"):
+    with pytest.raises(KftError, match="`input_size` must be"):
         convert(trained().model, QuantizationConfig.for_float32(), input_size=16)
 
 

@@ -29,9 +29,13 @@ def test_classifier_handles_every_variant(name, int8_io):
     assert probs.shape == (len(t.test_x), 3) and probs.dtype == np.float32
     np.testing.assert_allclose(probs.sum(1), 1.0, atol=0.02)
     ref = keras_logits(t.test_x)
-    clear = decisive(ref, 1e-3)  # near-ties may flip between runtimes and machines
+    # near-ties may flip between runtimes and machines; float16's logits move by up to 2% of the largest
+    # (tests/test_export.py), so only a margin of twice that is sure to hold
+    clear = decisive(ref, 0.04 * np.abs(ref).max() if name == "float16" else 1e-3)
     agreement = (probs.argmax(1) == ref.argmax(1))[clear].mean()
-    assert agreement >= {"float32": 1.0, "float16": 0.95}.get(name, 0.8)
+    # float32 and float16 compute what Keras does within those margins; quantized files must agree well
+    # above chance (1/3): a floor, as the rate of this tiny model depends on the CPU (test_export.INT8_FLOOR)
+    assert agreement >= {"float32": 1.0, "float16": 1.0}.get(name, 0.6)
     single = clf.classify(shown[0])
     assert single.shape == (3,)
     np.testing.assert_array_equal(single, probs[0])

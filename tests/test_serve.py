@@ -1,7 +1,9 @@
-"""`kft serve`: the JSON API (Flask's test client), and the page in a real headless Chromium."""
+"""`kft serve`: the JSON API (Flask's test client), and the page (the same web app `kft export --web`
+writes, tests/test_webapp.py) in a real headless Chromium."""
 
 import io
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -64,13 +66,19 @@ def test_health_model_and_page_headers(client):
     assert info["labels"] == trained().class_names and info["input_size"] == [224, 224]
     assert info["variant"] == "float32" and info["size_bytes"] == _model().stat().st_size
     page = client.get("/")
-    assert page.status_code == 200 and b'type="module"' in page.data
+    assert page.status_code == 200 and b'type="module"' in page.data and b'src="app.js"' in page.data
     csp = page.headers["Content-Security-Policy"]
     assert "default-src 'self'" in csp and "connect-src 'self'" in csp and "'unsafe-eval'" not in csp
-    wasm = client.get("/static/vendor/mediapipe/vision_wasm_internal.wasm")
+    assert "frame-ancestors 'none'" in csp
+    wasm = client.get("/vendor/mediapipe/vision_wasm_internal.wasm")
     assert wasm.status_code == 200 and wasm.mimetype == "application/wasm" and wasm.data[:4] == b"\0asm"
-    assert client.get("/model.tflite").data == _model().read_bytes()
-    assert client.get("/static/../app.py").status_code == 404
+    assert client.get("/vendor/mediapipe/vision_bundle.js").mimetype == "text/javascript"
+    assert client.get("/model_float32.tflite").data == _model().read_bytes()
+    static = client.get("/model.json").get_json()  # the web app's own copy of what /model says
+    assert static["variant"] == info["variant"] and static["labels"] == info["labels"]
+    assert "sw.js" in client.get("/sw.js").get_data(as_text=True)
+    assert client.get("/manifest.webmanifest").status_code == 200
+    assert client.get("/%2e%2e/%2e%2e/serve/app.py").status_code == 404
 
 
 def test_classify_several_images_like_kft_predict(client, tmp_path):
@@ -176,7 +184,7 @@ def _multipart(data: bytes, name: str):
 
 @pytest.mark.skipif(CHROMIUM is None, reason="no Chromium installed (bash .ci/run installs Debian's chromium)")
 def test_the_page_classifies_photos_in_a_real_browser_like_kft_predict(tmp_path):
-    """The model runs in the page (MediaPipe, wasm) on real photo files (full size, camera-frame and
+    """The web app runs the model in the page (MediaPipe, wasm) on real photo files (full size, camera-frame and
     thumbnail copies: the photo set of kft.bench.clients); the labels read off the page equal kft
     predict's wherever neither top-1 is a tie, and no request leaves 127.0.0.1."""
     sync_api = pytest.importorskip("playwright.sync_api", reason="playwright (test extra) is not installed")
@@ -216,8 +224,8 @@ def test_the_page_classifies_photos_in_a_real_browser_like_kft_predict(tmp_path)
             page.wait_for_selector('#status:not([data-state="loading"])', timeout=120_000)
             assert page.get_attribute("#status", "data-state") == "ready", page.inner_text("#status")
             page.set_input_files("#files", [str(p) for p in photos])
-            page.wait_for_selector(f".result >> nth={len(photos) - 1}", timeout=120_000)
-            cards = {c.get_attribute("data-image"): c for c in page.query_selector_all(".result")}
+            page.wait_for_selector(f".result.photo >> nth={len(photos) - 1}", timeout=120_000)
+            cards = {c.get_attribute("data-image"): c for c in page.query_selector_all(".result.photo")}
             theirs = np.zeros_like(ours)
             labels = trained().class_names
             for i, photo in enumerate(photos):
@@ -226,6 +234,7 @@ def test_the_page_classifies_photos_in_a_real_browser_like_kft_predict(tmp_path)
                 assert float(card.get_attribute("data-ms")) > 0
                 for bar in card.query_selector_all(".bar"):
                     theirs[i, labels.index(bar.get_attribute("data-label"))] = float(bar.get_attribute("data-score"))
+                assert card.get_attribute("data-top1") == labels[theirs[i].argmax()]
             ARTIFACTS.mkdir(parents=True, exist_ok=True)
             page.screenshot(path=str(ARTIFACTS / "serve_test.png"), full_page=True)
             browser.close()
@@ -254,11 +263,13 @@ def test_the_webcam_classifies_live_frames(tmp_path):
             page = browser.new_page()
             page.goto(f"http://127.0.0.1:{server.server_port}/")
             page.wait_for_selector('#status[data-state="ready"]', timeout=120_000)
-            page.click("#camera")
-            page.wait_for_selector("#live-result .bar", timeout=60_000)
-            labels = [b.get_attribute("data-label") for b in page.query_selector_all("#live-result .bar")]
+            page.click("#start-camera")
+            page.wait_for_selector("#live .bar", timeout=60_000)
+            labels = [b.get_attribute("data-label") for b in page.query_selector_all("#live .bar")]
             assert len(labels) == 3 and set(labels) == set(trained().class_names)
-            assert "ms per frame" in page.inner_text("#live-result")
+            assert page.get_attribute("#live", "data-image") == "camera"
+            assert page.get_attribute("#live", "data-top1") in trained().class_names
+            assert re.fullmatch(r"\d+ ms", page.inner_text("#live .ms"))
             browser.close()
     finally:
         server.shutdown()

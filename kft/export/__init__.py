@@ -68,43 +68,32 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                calibration_samples: int = DEFAULT_CALIBRATION_SAMPLES, out_dir=None, test_images=None,
                test_labels=None, train_images=None, *, limit_test: int | None = None, data_dir=None,
                num_threads: int | None = None, input_size: int | None = None,
-               max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, quantization_report: bool = False
-               ) -> ExportResult:
+               max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP, quantization_report: bool = False,
+               speed: "ScoringSpeed | None" = None, timings: dict | None = None) -> ExportResult:
     """Export a run folder or ``.keras`` file. Arrays given here win; otherwise a run
     folder supplies training images (int8 calibration) and its held-out images via
     ``kft.rundir``: the test set, or for a folder-dataset run (no test set) its
     validation split, which the report names. A bare ``.keras`` file uses
-    ``labels.txt`` beside it if present."""
+    ``labels.txt`` beside it if present. ``speed`` and ``timings``: as ``export_model``'s."""
     from kft.rundir.artifacts import KERAS, RUN, open_artifact
 
     quants = parse_quantizations(quantizations)
     scored_on = "the test set"
     if calibration_samples is None or calibration_samples <= 0:
-        raise KftError(f"--calibration-samples must be positive, got {calibration_samples}")
+        raise KftError(f"`calibration_samples` must be positive, got {calibration_samples}")
     art = open_artifact(run_or_model_path, (RUN, KERAS), data_dir=data_dir)
     path, run, model_path, class_names = art.path, art.run, art.model_path, art.labels
     if "int8" in quants and train_images is None and run is None:
         raise KftError(f"{path}: int8 needs calibration images, which only a run folder provides; "
-                       "choose --quantize float32,float16,dynamic")
+                       "choose `quantize` float32,float16,dynamic")
 
     model = art.load_keras()
     if run is not None:
         if train_images is None and "int8" in quants:
             _log.info("loading training images for int8 calibration")
             train_images = run.train_images()
-        if test_images is None and run.source is not None and run.source.folder:
-            _log.info("the run was trained on an image folder, which has no test set: "
-                      "scoring on its validation split")
-            test_images, test_labels = run.val_set()
-            scored_on = f"the run's validation split ({len(test_labels)} images; a folder dataset has no test set)"
-            if run.config.get("refit"):
-                _log.info("this is a refit run: its validation images also trained the model, so the guard "
-                          "measures how far each variant moves from Keras on seen images, not accuracy")
-                scored_on = (f"the run's validation split ({len(test_labels)} images; a folder dataset has no test "
-                             f"set; a refit run also trained on them: read the drop, not the accuracy)")
-        elif test_images is None:
-            _log.info("loading the test set")
-            test_images, test_labels = run.test_set(limit_test)
+        if test_images is None:
+            test_images, test_labels, scored_on = held_out_images(run, limit_test)
     elif test_images is not None and limit_test is not None:
         test_images, test_labels = test_images[:limit_test], test_labels[:limit_test]
     num_classes = int(model.outputs[0].shape[-1])
@@ -115,7 +104,33 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                         test_images=test_images, test_labels=test_labels, source=str(path),
                         model_file=model_path, num_threads=num_threads, input_size=input_size,
                         scored_on=scored_on, max_accuracy_drop=max_accuracy_drop,
-                        quantization_report=quantization_report)
+                        quantization_report=quantization_report, speed=speed, timings=timings)
+
+
+def held_out_images(run, limit_test: int | None = None):
+    """The images a run's export is scored on, and how the report names them: the test set (CIFAR-10's,
+    or a photo folder's test split, which the model never saw unless it was retrained on every photo);
+    for a folder run without a test split, its validation split, which every-label protocols trained on."""
+    from kft.plan.validate import legacy_protocol
+
+    data = run.data(limit_test)
+    if data.test is not None:
+        n = len(data.test.y)
+        if "files" not in data.split:
+            _log.info("loading the test set")
+            return data.test.x, data.test.y, f"the CIFAR-10 test set ({n} images)"
+        if run.config.get("retrain_on_all"):
+            _log.info("the shipped model was retrained on every photo, its test split included: the guard measures "
+                      "how far each variant moves from Keras on seen photos, not accuracy")
+            return data.test.x, data.test.y, (f"the folder's test split ({n} photos; the shipped model was retrained "
+                                               f"on them too: read the drop, not the accuracy)")
+        return data.test.x, data.test.y, f"the folder's test split ({n} photos the model never saw)"
+    n = len(data.val.y)
+    _log.info("the run was trained on an image folder without a test split: scoring on its validation split")
+    if legacy_protocol(dict(run.config), "config").get("protocol", "holdout") != "holdout":
+        return data.val.x, data.val.y, (f"the run's validation split ({n} images; no test split, and every label "
+                                         f"also trained the model: read the drop, not the accuracy)")
+    return data.val.x, data.val.y, f"the run's validation split ({n} images; the run has no test split)"
 
 
 def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = False,
@@ -123,7 +138,8 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
                  test_labels=None, source: str | None = None, model_file=None, num_threads=None,
                  seed: int = 0, input_size: int | None = None,
                  scored_on: str = "the test set", max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
-                 quantization_report: bool = False) -> ExportResult:
+                 quantization_report: bool = False, speed: "ScoringSpeed | None" = None,
+                 timings: dict | None = None) -> ExportResult:
     """Convert ``model`` to each quantization, add metadata, score, then write
     ``model_<q>.tflite``, ``labels.txt``, ``export_report.json`` and ``.md`` into ``out_dir``.
 
@@ -134,7 +150,13 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     ``max_accuracy_drop`` points below Keras is retried with its fallback, then, if
     still short, marked FAILED and not written (``kft.export.guard``); the other
     files are written and ``ExportFailed`` is raised. ``quantization_report``:
-    also write the per-layer int8 error table (``kft.export.quant_debug``)."""
+    also write the per-layer int8 error table (``kft.export.quant_debug``).
+
+    ``speed`` (``ScoringSpeed``): batch sizes and threads of the scoring; the files and the
+    report do not depend on it. ``timings``, if given, receives the wall and CPU seconds of
+    each phase (``keras scoring``, ``convert <q>``, ``prepare held-out images``, ``score <q>``,
+    ``convert int8 (fallback)``, ``score int8 (fallback)``, ``write``, ...) as
+    ``{phase: {"wall": s, "cpu": s}}`` (``report.PhaseTimer``), for ``benchmarks/export_speed.py``."""
     from functools import partial
 
     from kft.rundir import atomic
@@ -142,10 +164,13 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     from kft.export import metadata, report
     from kft.export.convert import (QuantizationConfig, box_factor, check_input_size, convert,
                                     default_input_size, to_input_size)
+    from kft.runtime import Classifier
+
+    speed = speed or ScoringSpeed()
 
     quants = parse_quantizations(quantizations)
     if quantization_report and "int8" not in quants:
-        raise KftError("--quantization-report describes the int8 model: add int8 to --quantize")
+        raise KftError("`quantization_report` describes the int8 model: add int8 to `quantize`")
     class_names = [str(c) for c in class_names]
     num_classes = int(model.outputs[0].shape[-1])
     if len(class_names) != num_classes:
@@ -168,50 +193,93 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
 
     if num_threads is None:
         num_threads = os.cpu_count() or 1
-    keras_logits = predict_logits(model, test_images, desc="scoring the Keras model") if test_images is not None \
-        else None
+    workers = max(1, min(speed.workers or num_threads, num_threads))
+    clock = report.PhaseTimer(timings)
+    with clock("keras scoring"):
+        keras_logits = predict_logits(model, test_images, batch_size=speed.keras_batch_size,
+                                      desc="scoring the Keras model") if test_images is not None else None
     model_file = Path(model_file) if model_file else None
     rows = [report.keras_row(keras_logits, test_labels, str(model_file) if model_file else None,
                              model_file.stat().st_size if model_file and model_file.is_file() else None)]
+    int8_model = _Int8Source(model, calibration, speed.reuse_int8)
+    prepare = partial(to_input_size, input_size=n)
+
+    def attempt(name: str, quant) -> tuple[bytes, dict]:
+        """Convert one variant (its row unscored): what ``convert_seconds`` times."""
+        _log.info(f"converting {name}" + (" (fallback: the worst layers in float)" if quant.selective else ""))
+        t0 = time.perf_counter()
+        details: dict = {}
+        with clock(f"convert {name}" + (" (fallback)" if quant.selective else "")):
+            source, quant_used = int8_model.for_conversion(quant)
+            extra = {"probe_batch": speed.fallback_batch_size,
+                     "probe_workers": speed.fallback_workers or num_threads} if quant.selective else {}
+            tflite = metadata.attach(convert(source, quant_used, n, details, **extra), meta)
+        seconds = time.perf_counter() - t0
+        clf = Classifier(tflite, num_threads=max(1, num_threads // workers), batch_size=speed.batch_size,
+                         workers=workers)
+        row = report.new_row(name, tflite, file_of(name), seconds, clf)
+        row["_clf"], row["_quant"], row["_tflite"] = clf, quant, tflite
+        row["float_nodes"] = details.get("float_nodes", [])
+        row["selective"] = quant.selective
+        return tflite, row
+
+    def score(batch: list[dict], label: str) -> None:
+        """Score ``batch``'s rows on the held-out images (all of them in one pass over the
+        images, or one pass each when ``speed.shared_chunks`` is off) and give their verdicts."""
+        if test_images is not None and len(test_images):
+            groups = [batch] if speed.shared_chunks else [[r] for r in batch]
+            for group in groups:
+                probs = report.score_classifiers(
+                    [r["_clf"] for r in group], test_images,
+                    label if len(group) > 1 else f"scoring {group[0]['file']}", prepare=prepare, timer=clock,
+                    names=[r["variant"] + (" (fallback)" if r["selective"] else "") for r in group])
+                for r, p in zip(group, probs):
+                    report.add_scores(r, p, test_labels, keras_logits, r["_quant"].is_float)
+        for r in batch:
+            clf = r.pop("_clf")  # its interpreter's batch-sized buffers go now
+            if clf.batch_note:
+                _log.info(f"{r['file']}: {clf.batch_note}")
+            r["status"] = guard.verdict(r, rows[0], max_accuracy_drop,
+                                        0 if test_labels is None else len(test_labels))
+
+    first = []
+    for name in quants:
+        tflite, row = attempt(name, QuantizationConfig.named(name, calibration, int8_io))
+        first.append(row)
+    score(first, f"scoring {len(first)} file(s)" if len(first) > 1 else f"scoring {first[0]['file']}")
     outputs: dict[str, bytes] = {}
     failed: list[dict] = []
-    for name in quants:
-        quant = QuantizationConfig.named(name, calibration, int8_io)
-        file = f"model_{name}.tflite"
-        tried = []
-        while quant is not None:
-            _log.info(f"converting {name}" + (" (fallback: the worst layers in float)" if quant.selective else ""))
-            t0 = time.perf_counter()
-            details: dict = {}
-            tflite = metadata.attach(convert(model, quant, n, details), meta)
-            row = report.variant_row(name, tflite, file, time.perf_counter() - t0, quant.is_float, test_images,
-                                     test_labels, keras_logits, num_threads=num_threads,
-                                     prepare=partial(to_input_size, input_size=n))
-            row["float_nodes"] = details.get("float_nodes", [])
-            row["selective"] = quant.selective
-            row["status"] = guard.verdict(row, rows[0], max_accuracy_drop,
-                                          0 if test_labels is None else len(test_labels))
-            tried.append(row)
-            if row["status"] != guard.FAILED:
-                break
-            _log.info(f"{file}: {guard.drop_points(row, rows[0]):.2f} points below Keras "
+    for row in first:
+        name, tried = row["variant"], [row]
+        while row["status"] == guard.FAILED:
+            _log.info(f"{row['file']}: {guard.drop_points(row, rows[0]):.2f} points below Keras "
                       f"(allowed {max_accuracy_drop:g})")
-            quant = guard.fallback_for(quant, max_accuracy_drop)
+            quant = guard.fallback_for(row["_quant"], max_accuracy_drop)
+            if quant is None:
+                break
+            _, row = attempt(name, quant)
+            score([row], f"scoring {row['file']} (fallback)")
+            tried.append(row)
         row["attempts"] = [{"selective": r["selective"], "float_nodes": len(r["float_nodes"]),
                             "accuracy": r["accuracy"]} for r in tried]
+        tflite = row["_tflite"]
+        for r in tried:
+            for key in ("_quant", "_tflite"):
+                r.pop(key)
         rows.append(row)
         if row["status"] == guard.FAILED:
             failed.append(row)
         else:
-            outputs[file] = tflite
+            outputs[row["file"]] = tflite
 
     islands = [r for r in rows[1:] if r["variant"] == "int8" and r["float_nodes"] and r["status"] != guard.FAILED]
     if islands and test_images is not None:
         _log.info("timing the int8 file with float islands against float32 (1 thread)")
-        float32 = outputs.get("model_float32.tflite") or convert(model, QuantizationConfig.named(
-            "float32", None, False), n)
-        islands[0]["island_speed"] = guard.island_speed(outputs["model_int8.tflite"], float32,
-                                                        list(to_input_size(test_images[:8], n)))
+        with clock("island timing"):
+            float32 = outputs.get("model_float32.tflite") or convert(model, QuantizationConfig.named(
+                "float32", None, False), n)
+            islands[0]["island_speed"] = guard.island_speed(outputs["model_int8.tflite"], float32,
+                                                            list(to_input_size(test_images[:8], n)))
 
     out_dir = Path(out_dir)
     result = {
@@ -227,16 +295,19 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     outputs["labels.txt"] = metadata.labels_text(class_names).encode("utf-8")
     outputs["export_report.json"] = (json.dumps(result, indent=2) + "\n").encode()
     outputs["export_report.md"] = report.format_markdown(result).encode("utf-8")
-    files = [atomic.write_bytes(out_dir / f, data) for f, data in outputs.items()]
+    with clock("write"):
+        files = [atomic.write_bytes(out_dir / f, data) for f, data in outputs.items()]
     if quantization_report:
         from kft.export import quant_debug
         from kft.export.convert import build_converter
 
         _log.info("measuring the int8 error of every layer (quantization report)")
         (int8_row,) = [r for r in rows if r["variant"] == "int8"]
-        converter, q = build_converter(model, QuantizationConfig.named("int8", calibration, int8_io), n)
-        files += quant_debug.write_report(quant_debug.layer_statistics(converter, q.representative_dataset()),
-                                          out_dir, int8_row.get("float_nodes", []), title=out_dir.name)
+        with clock("quantization report"):
+            converter, q = build_converter(*int8_model.for_conversion(
+                QuantizationConfig.named("int8", calibration, int8_io)), n)
+            files += quant_debug.write_report(quant_debug.layer_statistics(converter, q.representative_dataset()),
+                                              out_dir, int8_row.get("float_nodes", []), title=out_dir.name)
     for row in failed:  # an earlier export's file of that name would pass for this one
         (out_dir / row["file"]).unlink(missing_ok=True)
     export = ExportResult(out_dir, files, result)
@@ -246,6 +317,64 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
             for r in failed) + f" fell more than {max_accuracy_drop:g} points below the Keras model even with "
             f"its fallback; not written (see {out_dir / 'export_report.md'}); the other variants were written")
     return export
+
+
+@dataclass(frozen=True)
+class ScoringSpeed:
+    """How hard an export works the machine; the files and every number of the report are the
+    same whatever it says (float kernels may round a batch differently: last digits only).
+
+    ``batch_size``: held-out images per interpreter invoke, every variant (1: one at a time,
+    as a device runs them). ``workers``: interpreters per variant scoring parts of each chunk
+    at the same time, 1 thread each (None: one per CPU; 1: one interpreter on every CPU).
+    ``keras_batch_size``: images per Keras call. ``shared_chunks``: upsample each chunk of
+    held-out images once for all variants (else once per variant). ``fallback_batch_size`` /
+    ``fallback_workers``: the int8 fallback's scoring of every candidate model on the
+    calibration images (workers None: one per CPU). ``reuse_int8``: prepare the int8 model
+    (``int8_prep``) once for its conversion, its fallback and the quantization report (else
+    once each). Example: ``export_model(..., speed=ScoringSpeed.one_at_a_time())``.
+    """
+
+    batch_size: int = 8
+    workers: int | None = None
+    keras_batch_size: int = 128
+    shared_chunks: bool = True
+    fallback_batch_size: int = 8
+    fallback_workers: int | None = None
+    reuse_int8: bool = True
+
+    @classmethod
+    def one_at_a_time(cls) -> "ScoringSpeed":
+        """Export as it ran until 2026-12-07 (``benchmarks/export_speed.py``'s "before"): every
+        image alone through each variant (one interpreter on every CPU), Keras at 128, the
+        fallback one image at a time on 1 thread, the int8 preparation repeated."""
+        return cls(batch_size=1, workers=1, keras_batch_size=128, shared_chunks=False, fallback_batch_size=1,
+                   fallback_workers=1, reuse_int8=False)
+
+
+class _Int8Source:
+    """The model an int8 conversion starts from: ``prepare_for_int8(model)`` computed once and
+    handed over with ``prepare=False`` (the same conversion), or, with ``reuse`` off, the model
+    itself for ``convert`` to prepare each time."""
+
+    def __init__(self, model, calibration, reuse: bool):
+        self.model, self.calibration, self.reuse, self._prepared = model, calibration, reuse, None
+
+    def for_conversion(self, quant):
+        from dataclasses import replace
+
+        if quant.name != "int8" or not quant.prepare or not self.reuse:
+            return self.model, quant
+        if self._prepared is None:
+            from kft.export.int8_prep import prepare_for_int8
+
+            self._prepared = prepare_for_int8(self.model, quant.representative_images)
+        return self._prepared, replace(quant, prepare=False)
+
+
+def file_of(name: str) -> str:
+    """The file a quantization is written to: ``model_<name>.tflite``."""
+    return f"model_{name}.tflite"
 
 
 class ExportFailed(KftError):

@@ -62,10 +62,10 @@ def box_factor(input_size: int, train_size: int) -> int:
 
 def check_input_size(input_size: int, train_size: int) -> int:
     if isinstance(input_size, bool) or not isinstance(input_size, (int, np.integer)) or input_size < train_size:
-        raise KftError(f"--input-size must be a whole number of pixels >= the training resolution "
+        raise KftError(f"`input_size` must be a whole number of pixels >= the training resolution "
                        f"({train_size}), got {input_size!r}")
     if input_size > 4096:
-        raise KftError(f"--input-size {input_size} is larger than any camera frame needs (max 4096)")
+        raise KftError(f"`input_size` {input_size} is larger than any camera frame needs (max 4096)")
     return int(input_size)
 
 
@@ -175,7 +175,8 @@ class QuantizationConfig:
 
 
 
-def convert(model, quant: QuantizationConfig, input_size: int | None = None, details: dict | None = None) -> bytes:
+def convert(model, quant: QuantizationConfig, input_size: int | None = None, details: dict | None = None,
+            probe_batch: int | None = None, probe_workers: int | None = None) -> bytes:
     """Convert a kft classifier (logits out) to .tflite bytes (probabilities out).
 
     ``model`` takes one float32 (None, S, S, 3) raw-RGB input at its training
@@ -186,6 +187,8 @@ def convert(model, quant: QuantizationConfig, input_size: int | None = None, det
     byte is the pixel value (scale 1, zero point 0). ``quant.representative_images``
     are at S (they are brought to N here). ``details``, if given, receives
     ``float_nodes``: the layers a selective int8 conversion left in float.
+    ``probe_batch`` / ``probe_workers``: how a selective conversion scores its candidate
+    models (``quant_debug.selective_int8``; the result does not depend on them).
     """
     from kft.export import tflite_model
 
@@ -194,7 +197,8 @@ def convert(model, quant: QuantizationConfig, input_size: int | None = None, det
     if quant.selective:
         from kft.export.quant_debug import selective_int8
 
-        buf, float_nodes = selective_int8(converter, quant_n.representative_images, quant.island_agreement)
+        buf, float_nodes = selective_int8(converter, quant_n.representative_images, quant.island_agreement,
+                                          batch_size=probe_batch, workers=probe_workers)
     else:
         buf = converter.convert()
     quant = quant_n

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import os
 from pathlib import Path
 
 import numpy as np
@@ -51,7 +52,8 @@ def layer_statistics(converter, dataset) -> list[dict]:
     return rows
 
 
-def selective_int8(converter, images, target: float | None = None) -> tuple[bytes, list[str]]:
+def selective_int8(converter, images, target: float | None = None, batch_size: int | None = None,
+                   workers: int | None = None) -> tuple[bytes, list[str]]:
     """An int8 model of ``converter``'s conversion with the nodes int8 hurts most left in float,
     and those nodes' output tensor names.
 
@@ -68,6 +70,7 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
     and the softmax).
     ``images``: float32 (N, S, S, 3) at the converter's input size (kft uses the calibration
     images). The file keeps the converter's input and output types (uint8 with ``--int8-io``).
+    ``batch_size`` / ``workers``: how each candidate is scored (``probabilities``).
     """
     import tensorflow as tf
 
@@ -77,19 +80,22 @@ def selective_int8(converter, images, target: float | None = None) -> tuple[byte
     calibrated = calibrated_model(converter)
     names = list(dict.fromkeys(name for _, name in graph_nodes(calibrated)))
     images = np.asarray(images, np.float32)
-    reference = probabilities(calibrated, images)
+    def score(buf, x):
+        return probabilities(buf, x, batch_size, workers)
+
+    reference = score(calibrated, images)
     cost = {}
     with progress("int8 fallback: the cost of each node alone", total=len(names), unit="node") as bar:
         for name in names:
             alone = _quantize(calibrated, denylisted_nodes=[n for n in names if n != name])
-            cost[name] = _kl(reference, probabilities(alone, images))
+            cost[name] = _kl(reference, score(alone, images))
             bar.update(1)
     worst = sorted(names, key=lambda n: -cost[n])
     models = {}
 
     def agrees(k: int) -> bool:
         models[k] = _quantize(calibrated, denylisted_nodes=worst[:k])
-        return float((probabilities(models[k], images).argmax(1) == reference.argmax(1)).mean()) >= target
+        return float((score(models[k], images).argmax(1) == reference.argmax(1)).mean()) >= target
 
     k = fewest_passing(agrees, max(1, int(len(worst) * MAX_ISLAND_SHARE)))
     buf, float_nodes = models[k], worst[:k]
@@ -150,18 +156,20 @@ def graph_nodes(buf: bytes) -> list[tuple[str, str]]:
     return [(tflite_model.op_name(tree, op), graph.tensors[op.outputs[0]].name.decode()) for op in graph.operators]
 
 
-def probabilities(buf: bytes, images: np.ndarray) -> np.ndarray:
-    """A float-input .tflite classifier's outputs for ``images``, one invoke per image, 1 thread."""
-    from kft.runtime.interpreter import load_interpreter
+PROBE_BATCH = 8  # images per invoke when scoring the fallback's candidate models
 
-    interpreter = load_interpreter(buf, num_threads=1)
-    inp, out = interpreter.get_input_details()[0], interpreter.get_output_details()[0]
-    rows = []
-    for image in images:
-        interpreter.set_tensor(inp["index"], image[None])
-        interpreter.invoke()
-        rows.append(interpreter.get_tensor(out["index"])[0].astype(np.float64))
-    return np.stack(rows)
+
+def probabilities(buf: bytes, images: np.ndarray, batch_size: int | None = None,
+                  workers: int | None = None) -> np.ndarray:
+    """A float-input .tflite classifier's outputs (float64) for float32 ``images``,
+    ``batch_size`` (default ``PROBE_BATCH``) images per invoke on ``workers`` interpreters of
+    1 thread (default one per CPU; ``kft.runtime.Classifier``). Each image's outputs are its
+    batch-1 outputs (tests/test_export_speed.py)."""
+    from kft.runtime import Classifier
+
+    clf = Classifier(buf, num_threads=1, batch_size=PROBE_BATCH if batch_size is None else batch_size,
+                     workers=workers or os.cpu_count() or 1)
+    return clf.run(np.asarray(images, np.float32)).astype(np.float64)
 
 
 def _kl(p: np.ndarray, q: np.ndarray) -> float:

@@ -1,12 +1,12 @@
-"""``kft serve``: a page that classifies images *in the browser* with the exported .tflite, plus a JSON API.
+"""``kft serve``: the kft web app over HTTP (classifying *in the browser*), plus a JSON API.
 
-The page runs the model on the device through MediaPipe Tasks Vision for Web
-(WebAssembly; the same ``ImageClassifier`` API and metadata as the Android demo,
-so the browser feeds it full photos and camera frames exactly as a phone would).
-Its JS and wasm are vendored in ``kft/serve/static/vendor/mediapipe`` (see the
-VENDOR.md there), so it works offline; every response carries a strict
-Content-Security-Policy, so nothing the page loads can reach another origin (the
-MediaPipe bundle holds a telemetry client; the CSP blocks it).
+The page is the same static app ``kft export --web`` writes (``kft.webapp``: the
+model runs on the device through MediaPipe Tasks Vision for Web, WebAssembly, with
+the same ``ImageClassifier`` API and metadata as the Android demo; camera frames by
+their centre square, photo files whole). It is built into a temporary folder and
+served at ``/``; every response carries a strict Content-Security-Policy, so nothing
+the page loads can reach another origin (the MediaPipe bundle holds a telemetry
+client; the CSP blocks it).
 
 The JSON API classifies through ``kft.runtime`` (no TensorFlow in this process):
 ``GET /health``, ``GET /model``, ``POST /classify`` (multipart field ``file``, one

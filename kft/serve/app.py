@@ -2,69 +2,34 @@
 
 from __future__ import annotations
 
-import json
+import atexit
 import logging
 import os
+import shutil
+import tempfile
 import threading
 import time
 from pathlib import Path
 
 from kft.errors import KftError
+from kft.webapp.build import CSP as PAGE_CSP
+from kft.webapp.build import model_info, pick_model, write_web_app
 
 _log = logging.getLogger(__name__)
 
-STATIC = Path(__file__).parent / "static"
-PREFERRED_VARIANTS = ("int8", "float16", "dynamic", "float32")  # smallest first that the export kept
 MAX_FILE_BYTES = 10 * 2**20  # per uploaded image
 MAX_REQUEST_BYTES = 8 * MAX_FILE_BYTES
 MAX_FILES = 32
 MAX_UPLOAD_PIXELS = 40_000_000  # a 40-megapixel photo; larger ones are refused before decoding
 TOP_K = 3
-# Same origin only; wasm compilation needs 'wasm-unsafe-eval'; images and the camera come as blob:.
-CSP = ("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'; worker-src 'self' blob:; "
-       "img-src 'self' blob: data:; media-src 'self' blob: mediastream:; connect-src 'self'; "
-       "style-src 'self'; object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'")
+# The page's own policy, plus what only a header can say (no framing).
+CSP = PAGE_CSP + "; frame-ancestors 'none'"
 MIME = {".mjs": "text/javascript", ".js": "text/javascript", ".wasm": "application/wasm", ".css": "text/css",
-        ".html": "text/html; charset=utf-8", ".tflite": "application/octet-stream"}
+        ".html": "text/html; charset=utf-8", ".tflite": "application/octet-stream", ".json": "application/json",
+        ".webmanifest": "application/manifest+json", ".png": "image/png", ".txt": "text/plain; charset=utf-8",
+        ".md": "text/markdown; charset=utf-8"}
 
-
-def pick_model(target: str | os.PathLike, variant: str | None = None) -> Path:
-    """The .tflite to serve: ``target`` itself, or from an export folder the requested
-    ``variant`` or else the first of ``PREFERRED_VARIANTS`` that is there."""
-    target = Path(target)
-    if target.is_file():
-        if target.suffix != ".tflite":
-            raise KftError(f"{target}: expected a .tflite model or an export folder")
-        return target
-    if not target.is_dir():
-        raise KftError(f"{target}: no such export folder or .tflite file")
-    names = [variant] if variant else PREFERRED_VARIANTS
-    for name in names:
-        path = target / f"model_{name}.tflite"
-        if path.is_file():
-            return path
-    raise KftError(f"{target}: no {' or '.join(f'model_{n}.tflite' for n in names)} in this folder")
-
-
-def model_info(path: Path) -> dict:
-    """What the page and ``GET /model`` show: variant, size, input, labels, the export's accuracy."""
-    from kft.runtime import Classifier
-
-    clf = Classifier(path, num_threads=1)
-    variant = path.stem.removeprefix("model_")
-    info = {"file": path.name, "variant": variant, "size_bytes": path.stat().st_size,
-            "input_size": list(clf.input_size), "input_dtype": clf.input_dtype.name, "labels": clf.labels,
-            "accuracy": None, "scored_on": None}
-    report = path.parent / "export_report.json"
-    if report.is_file():
-        try:
-            data = json.loads(report.read_text())
-            row = next((r for r in data.get("rows", []) if r.get("file") == path.name), None)
-            info["accuracy"] = row.get("accuracy") if row else None
-            info["scored_on"] = data.get("scored_on")
-        except (OSError, ValueError):
-            pass
-    return info
+__all__ = ["create_app", "model_info", "pick_model", "serve"]
 
 
 class _Classifiers:
@@ -83,12 +48,19 @@ class _Classifiers:
         return clf
 
 
-def create_app(model_path: str | os.PathLike):
-    """The Flask app serving ``model_path`` (a .tflite file)."""
+def create_app(model_path: str | os.PathLike, web_dir: str | os.PathLike | None = None):
+    """The Flask app serving ``model_path`` (a .tflite file): the web app (``kft.webapp``, the same
+    folder ``kft export --web`` writes; built into a temporary folder unless ``web_dir`` holds it)
+    at ``/``, and the JSON API (``/health``, ``/model``, ``/classify``)."""
     from flask import Flask, Response, jsonify, request
     from werkzeug.exceptions import HTTPException, RequestEntityTooLarge
 
     model_path = Path(model_path)
+    if web_dir is None:
+        tmp = Path(tempfile.mkdtemp(prefix="kft-serve-"))
+        atexit.register(shutil.rmtree, tmp, ignore_errors=True)
+        web_dir = write_web_app(model_path, tmp / "web")
+    root = Path(web_dir).resolve()
     info = model_info(model_path)
     classifiers = _Classifiers(model_path)
     app = Flask(__name__, static_folder=None)
@@ -104,23 +76,12 @@ def create_app(model_path: str | os.PathLike):
         response.headers["Content-Security-Policy"] = CSP
         response.headers["X-Content-Type-Options"] = "nosniff"
         response.headers["Referrer-Policy"] = "no-referrer"
-        response.headers["Cache-Control"] = "no-store"
+        response.headers["Cache-Control"] = "no-cache"  # revalidate: a rebuilt app is seen at once
         return response
 
     @app.get("/")
     def index():
-        return _file(STATIC / "index.html")
-
-    @app.get("/static/<path:name>")
-    def static_file(name):
-        path = (STATIC / name).resolve()
-        if STATIC.resolve() not in path.parents:
-            return jsonify(error=f"{name}: not found"), 404
-        return _file(path)
-
-    @app.get("/model.tflite")
-    def model_file():
-        return _file(model_path)
+        return _file(root / "index.html")
 
     @app.get("/favicon.ico")
     def favicon():
@@ -133,6 +94,13 @@ def create_app(model_path: str | os.PathLike):
     @app.get("/model")
     def model():
         return jsonify(info)
+
+    @app.get("/<path:name>")
+    def app_file(name):
+        path = (root / name).resolve()
+        if root not in path.parents:
+            return jsonify(error=f"{name}: not found"), 404
+        return _file(path)
 
     @app.post("/classify")
     def classify():
@@ -186,17 +154,19 @@ def serve(target, host: str = "127.0.0.1", port: int = 8000, variant: str | None
     from werkzeug.serving import make_server
 
     path = pick_model(target, variant)
-    app = create_app(path)
-    try:
-        server = make_server(host, port, app, threaded=True)
-    except OSError as e:
-        raise KftError(f"cannot listen on {host}:{port} ({e.strerror})") from None
-    _log.info(f"serving {path} on http://{host}:{server.server_port}/ (Ctrl-C to stop)")
-    if host not in ("127.0.0.1", "localhost", "::1"):
-        _log.warning(f"warning: listening on {host}: other machines on the network can reach the API")
-    try:
-        server.serve_forever()
-    except KeyboardInterrupt:
-        pass
-    finally:
-        server.server_close()
+    with tempfile.TemporaryDirectory(prefix="kft-serve-") as tmp:
+        app = create_app(path, write_web_app(path, Path(tmp) / "web"))
+        try:
+            server = make_server(host, port, app, threaded=True)
+        except OSError as e:
+            raise KftError(f"cannot listen on {host}:{port} ({e.strerror})") from None
+        _log.info(f"serving {path} on http://{host}:{server.server_port}/ (Ctrl-C to stop)")
+        if host not in ("127.0.0.1", "localhost", "::1"):
+            _log.warning(f"warning: listening on {host}: other machines on the network can reach the API "
+                         "(and the page, without a camera unless served over HTTPS)")
+        try:
+            server.serve_forever()
+        except KeyboardInterrupt:
+            pass
+        finally:
+            server.server_close()
