@@ -228,3 +228,26 @@ def test_test_split_zero_warns_that_no_accuracy_will_be_reported(tmp_path):
     assert out.returncode == 0, out.stderr[-2000:]
     assert "no test split (test_split 0): no accuracy will be reported" in out.stdout + out.stderr
     assert "test_accuracy" not in json.loads((tmp_path / "run" / "metrics.json").read_text())
+
+
+def test_export_of_a_folder_run_scores_the_test_split_and_calibrates_on_training_photos(folder_run, monkeypatch):
+    """The export's held-out images are the test split (the photos the model never saw) and its int8
+    calibration images come from the training split only."""
+    import kft.export as export
+    from kft.rundir import load_run
+
+    run, _, _ = folder_run
+    seen = {}
+
+    def spy(model, class_names, quantizations, out_dir, **kw):
+        seen.update(kw)
+        return None
+
+    monkeypatch.setattr(export, "export_model", spy)
+    export.export_run(run, "float32,int8", calibration_samples=5, out_dir=run.parent / "export")
+    data = load_run(run).data()
+    np.testing.assert_array_equal(seen["test_images"], data.test.x)
+    np.testing.assert_array_equal(seen["train_images"], data.train.x)  # calibration: training photos only
+    assert seen["scored_on"] == f"the folder's test split ({len(data.test.y)} photos the model never saw)"
+    split = json.loads((run / "split.json").read_text())
+    assert set(data.test.indices.tolist()) == set(split["test"]) and not set(split["test"]) & set(split["train"])
