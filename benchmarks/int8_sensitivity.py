@@ -38,7 +38,7 @@ def main() -> None:
     from tensorflow.lite.python import convert as tflite_convert
 
     from kft import rundir
-    from kft.export import DEFAULT_CALIBRATION_SAMPLES, _calibration_subset
+    from kft.export import DEFAULT_CALIBRATION_SAMPLES, calibration_subset
     from kft.export.convert import QuantizationConfig, build_converter
     from kft.export.quant_debug import calibrated_model, graph_nodes, probabilities
 
@@ -46,7 +46,7 @@ def main() -> None:
     model = rundir.load_model(run.path / "model.keras")
     data = run.data()
     x, y = data.test.x[:args.test].astype(np.float32), data.test.y[:args.test]
-    calib = _calibration_subset(run.train_images(), DEFAULT_CALIBRATION_SAMPLES, 0)  # kft export's
+    calib = calibration_subset(run.train_images(), DEFAULT_CALIBRATION_SAMPLES, 0)  # kft export's
     size = int(x.shape[1])
     converter, _ = build_converter(model, QuantizationConfig.for_int8(calib), size)
     calibrated = calibrated_model(converter)

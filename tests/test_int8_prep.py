@@ -70,11 +70,11 @@ def test_converted_depthwise_weights_are_the_prepared_grid():
 
     from kft.export.int8_prep import depthwise_batchnorm_pairs, prepare_for_int8
 
-    from kft.export import _calibration_subset
+    from kft.export import calibration_subset
 
     t = trained()
     int8_file = exported().out_dir / "model_int8.tflite"
-    prepared = prepare_for_int8(t.model, _calibration_subset(t.train_x, 48, 0))  # as exported() calibrates
+    prepared = prepare_for_int8(t.model, calibration_subset(t.train_x, 48, 0))  # as exported() calibrates
     pairs = depthwise_batchnorm_pairs(prepared.get_layer("backbone"))
     interp = Interpreter(model_path=str(int8_file))
     ops = [op for op in interp._get_ops_details() if op["op_name"] == "DEPTHWISE_CONV_2D"]

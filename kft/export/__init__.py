@@ -184,7 +184,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     if "int8" in quants:
         if train_images is None or len(train_images) == 0:
             raise KftError("int8 quantization needs training images for calibration")
-        calibration = _calibration_subset(np.asarray(train_images), calibration_samples, seed)
+        calibration = calibration_subset(np.asarray(train_images), calibration_samples, seed)
     train_size = int(model.inputs[0].shape[1])
     n = check_input_size(default_input_size(train_size) if input_size is None else input_size, train_size)
     size = (n, n)
@@ -385,7 +385,7 @@ class ExportFailed(KftError):
         self.result = result
 
 
-def _calibration_subset(images: np.ndarray, n: int, seed: int) -> np.ndarray:
+def calibration_subset(images: np.ndarray, n: int, seed: int) -> np.ndarray:
     """A fixed random subset of ``n`` training images, as float32 0..255."""
     if n < len(images):
         idx = np.sort(np.random.default_rng(seed).choice(len(images), n, replace=False))
