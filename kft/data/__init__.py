@@ -18,8 +18,8 @@ from kft.data.sampling import ALL, check_int, few_shot_indices, split_counts, st
 from kft.data.types import Dataset, FewShotData
 from kft.errors import KftError
 
-CIFAR_SAMPLES_PER_CLASS = 100
-CIFAR_VAL_PER_CLASS = 100
+CIFAR_SAMPLES_PER_CLASS = 80  # + 20 validation: 100 labels per class in total, kft's default (kft.plan.schema)
+CIFAR_VAL_PER_CLASS = 20
 TEST_SUBSET_SEED = 0  # --limit-test picks the same test images whatever the training seed
 
 __all__ = [
@@ -52,9 +52,9 @@ def load_few_shot(
     """Load the few-shot split a training run uses; the same arguments give identical arrays.
 
     CIFAR-10 (default; ``data_dir`` / ``KFT_DATA_DIR`` / Keras download):
-    ``samples_per_class`` (default 100, or ``"all"``: every image not drawn for
+    ``samples_per_class`` (default 80, or ``"all"``: every image not drawn for
     validation) training and ``val_per_class``
-    (default 100, may be 0) validation images per class, both drawn from the
+    (default 20, may be 0) validation images per class, both drawn from the
     training file and disjoint; test = the test file, or a class-balanced
     ``limit_test`` subset of it (chosen with a fixed seed so runs with
     different seeds are scored on the same images). Images stay 32x32; the

@@ -113,10 +113,12 @@ class Plan:
                              minimum=32, flag="--image-size")
     dropout: float = option(0.5, "Dropout before the classifier head.", kind=NUMBER, minimum=0, below=1)
     batch_size: int = option(32, "Images per step (the global batch when distributed).", kind=COUNT, minimum=1)
-    samples_per_class: int | str = option(100, "CIFAR-10 training images per class, or all; a folder dataset "
-                                          "trains on all its images by default.", kind=COUNT_OR_ALL, minimum=1,
-                                          flag="--samples-per-class")
-    val_per_class: int = option(100, "CIFAR-10 validation images per class, drawn apart from the training ones.",
+    samples_per_class: int | str = option(80, "CIFAR-10 training images per class, or all; with val_per_class the "
+                                          "labels per class in total (80 + 20 = 100; `kft train --labels N` splits N "
+                                          "the same way); a folder dataset trains on all its images by default.",
+                                          kind=COUNT_OR_ALL, minimum=1, flag="--samples-per-class")
+    val_per_class: int = option(20, "CIFAR-10 validation images per class, drawn apart from the training ones; "
+                                "they select epochs under refit and holdout, and train too unless holdout.",
                                 kind=COUNT, minimum=1, flag="--val-per-class")
     test_split: float = option(0.2, "Folder datasets: the share of each class held out as the test split, never "
                                "trained or selected on (near-duplicate photos kept together); 0: none, and no "
