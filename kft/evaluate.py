@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kft.model import inference_fn
+from kft.progress import progress
+
 
 def predict_logits(model, images: np.ndarray, batch_size: int = 128, desc: str | None = None,
                    mirror: bool = False) -> np.ndarray:
@@ -11,8 +14,6 @@ def predict_logits(model, images: np.ndarray, batch_size: int = 128, desc: str |
 
     ``desc``: show progress under that name (for long scoring runs). ``mirror``: of each
     image's horizontal mirror. Reads ``images`` a batch at a time (they may be on disk)."""
-    from kft.model import inference_fn
-    from kft.progress import progress
 
     run = inference_fn(model)
     out = []

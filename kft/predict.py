@@ -15,6 +15,10 @@ import os
 import numpy as np
 
 from kft.errors import KftError
+from kft.evaluate import predict_logits
+from kft.export.convert import box_factor, default_input_size
+from kft.images import load_rgb
+from kft.rundir.artifacts import KERAS, RUN, TFLITE, open_artifact
 
 
 class KerasClassifier:
@@ -26,8 +30,6 @@ class KerasClassifier:
     """
 
     def __init__(self, model, labels: list[str] | None):
-        from kft.export.convert import box_factor, default_input_size
-
         self.model = model
         self.train_size = int(model.inputs[0].shape[1])
         n = default_input_size(self.train_size)
@@ -41,14 +43,11 @@ class KerasClassifier:
     @classmethod
     def load(cls, path) -> "KerasClassifier":
         """From a ``.keras`` file or a run folder (see ``kft.rundir.artifacts``)."""
-        from kft.rundir.artifacts import KERAS, RUN, open_artifact
 
         art = open_artifact(path, (RUN, KERAS))
         return cls(art.load_keras(), art.labels)
 
     def classify(self, images: np.ndarray) -> np.ndarray:
-        from kft.evaluate import predict_logits
-
         images = np.asarray(images)
         single = images.ndim == 3
         batch = images[None] if single else images
@@ -66,7 +65,6 @@ class KerasClassifier:
 
 def open_model(path: str | os.PathLike, num_threads: int | None = None):
     """A classifier for a ``.tflite`` (TensorFlow-free), a ``.keras`` file or a run folder."""
-    from kft.rundir.artifacts import TFLITE, open_artifact
 
     art = open_artifact(path)
     if art.kind == TFLITE:
@@ -87,7 +85,6 @@ def classify_files(model, paths, k: int, on_result=None) -> list[dict]:
 
     ``on_result`` is called with each result as soon as it is known.
     """
-    from kft.images import load_rgb
 
     results = []
     for p in paths:

@@ -17,6 +17,7 @@ import re
 import warnings
 from pathlib import Path
 
+from kft.backbones.mobilenet import build_mobilenet
 from kft.backbones.registry import TORCHVISION, BackboneSpec
 from kft.errors import KftError
 
@@ -115,8 +116,6 @@ def _download(spec: BackboneSpec, image_size: int) -> Path:
 
 
 def _keras_imagenet(spec: BackboneSpec, image_size: int):
-    from kft.backbones.mobilenet import build_mobilenet
-
     # keras.applications has ImageNet files for these sizes only; the weights fit any size
     size = image_size if image_size in (96, 128, 160, 192, 224) else 224
     return build_mobilenet(spec, size, weights="imagenet")

@@ -22,7 +22,10 @@ from pathlib import Path
 
 import numpy as np
 
+from kft.bench.inputs import fit_to
+from kft.bench.macs import keras_macs
 from kft.errors import KftError
+from kft.rundir import load_model
 
 
 def time_keras(path, num_threads: int, images: list[np.ndarray], runs: int, warmup: int) -> dict:
@@ -62,9 +65,6 @@ def _measure(request: dict) -> dict:
 
     import keras
 
-    from kft.bench.inputs import fit_to
-    from kft.bench.macs import keras_macs
-    from kft.rundir import load_model
 
     model = load_model(request["model"])
     shape = tuple(model.inputs[0].shape) if len(model.inputs) == 1 else None

@@ -15,7 +15,12 @@ from pathlib import Path
 
 import numpy as np
 
+from kft.bench.inputs import bench_images
+from kft.bench.report import accuracy_for
 from kft.errors import KftError
+from kft.lists import parse_list
+from kft.machine import cpu_info
+from kft.rundir.artifacts import open_artifact
 
 _log = logging.getLogger(__name__)
 
@@ -23,7 +28,6 @@ _log = logging.getLogger(__name__)
 
 def parse_threads(text: str) -> list[int]:
     """``"1,2,4"`` -> [1, 2, 4]; each a positive integer."""
-    from kft.lists import parse_list
 
     return list(parse_list(text, "threads", int, minimum=1))
 
@@ -32,16 +36,12 @@ def check_models(models) -> list[Path]:
     """The model files: each a .tflite or .keras file, or a run folder (its model.keras)."""
     if not models:
         raise KftError("no model given: kft bench MODEL.tflite [MODEL.keras ...]")
-    from kft.rundir.artifacts import open_artifact
 
     return [open_artifact(m).model_path for m in models]  # a run folder: its model.keras
 
 
 def benchmark(models, threads=(1,), runs: int = 50, warmup: int = 5, images_dir=None) -> tuple[list[dict], dict]:
     """Benchmark every model at every thread count; returns (records, context for the header)."""
-    from kft.bench.inputs import bench_images
-    from kft.bench.report import accuracy_for
-    from kft.machine import cpu_info
 
     paths = check_models(models)
     if runs < 1 or warmup < 0:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 import math
+from pathlib import Path
 
 import numpy as np
 
 from kft.compare.settings import RANDOM_INIT
 from kft.compare.stats import GroupStats
+from kft.plots import _plt, save_figure
+
 
 def _series_label(backbone: str, weights: str) -> str:
     return f"{backbone} ({RANDOM_INIT})" if weights == RANDOM_INIT else f"{backbone} ({weights})"
@@ -16,7 +18,6 @@ def _series_label(backbone: str, weights: str) -> str:
 
 def plot_compare(groups: list[GroupStats], path) -> Path:
     """One panel per backbone: mean test accuracy per strategy, error bar = std, dots = single seeds."""
-    from kft.plots import _plt, save_figure
 
     plt = _plt()
     panels = list(dict.fromkeys((g.backbone, g.weights) for g in groups))
@@ -48,7 +49,6 @@ def plot_compare(groups: list[GroupStats], path) -> Path:
 
 def plot_learning_curve(groups: list[GroupStats], path) -> Path:
     """Test accuracy against training images per class, one line per backbone x strategy."""
-    from kft.plots import _plt, save_figure
 
     plt = _plt()
     fig, ax = plt.subplots(figsize=(7.5, 4.5))

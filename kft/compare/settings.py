@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import shlex
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
-import shlex
 
+from kft.backbones import registry
+from kft.backbones.weights import CACHE_DIR, local_imagenet_file, weights_dir
 from kft.errors import KftError
 from kft.plan.strategies import names as strategy_names
 
@@ -94,8 +96,6 @@ def check_weights(backbones: Iterable[str], weights: str) -> None:
     A comparison of transfer strategies is meaningless from random weights, so
     that must be asked for explicitly (``--weights none``) and is labelled so.
     """
-    from kft.backbones import registry
-    from kft.backbones.weights import CACHE_DIR, local_imagenet_file, weights_dir
 
     backbones = list(backbones)
     specs = [registry.get(b) for b in backbones]  # unknown name -> error listing the valid ones

@@ -17,7 +17,10 @@ from pathlib import Path
 import numpy as np
 
 from kft.data import ondisk
+from kft.data.cifar10 import load_cifar10_with_source
 from kft.errors import KftError
+from kft.images import IMAGE_SUFFIXES, ImageError, load_rgb
+from kft.progress import progress
 
 CIFAR_REST = "cifar10-rest"  # the CIFAR-10 training images a run did not draw (their labels unread)
 
@@ -70,8 +73,6 @@ def load_pool(spec: str, split: dict, image_hw: tuple[int, int], *, seed: int = 
 
 
 def _cifar_rest(split: dict) -> Pool:
-    from kft.data.cifar10 import load_cifar10_with_source
-
     source = split.get("source") or {}
     if source.get("kind") != "cifar10":
         raise KftError(f"`unlabeled` {CIFAR_REST} needs a CIFAR-10 run; for an image folder give a folder "
@@ -89,9 +90,6 @@ def _cifar_rest(split: dict) -> Pool:
 
 
 def _folder(root: Path, image_hw: tuple[int, int], memory_budget_mb: float | None = None) -> Pool:
-    from kft.images import IMAGE_SUFFIXES, ImageError, load_rgb
-    from kft.progress import progress
-
     if not root.is_dir():
         raise KftError(f"unlabelled image folder {root} {'is not a folder' if root.exists() else 'does not exist'}")
     paths = sorted(p for p in root.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES and p.is_file()

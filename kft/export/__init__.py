@@ -20,9 +20,23 @@ from pathlib import Path
 import numpy as np
 
 from kft.errors import KftError, one_of
+from kft.evaluate import predict_logits
 from kft.export import guard
-from kft.export.convert import QUANTIZATIONS
+from kft.export.convert import (
+    QUANTIZATIONS,
+    QuantizationConfig,
+    box_factor,
+    check_input_size,
+    convert,
+    default_input_size,
+    to_input_size,
+)
 from kft.export.guard import DEFAULT_MAX_ACCURACY_DROP
+from kft.lists import parse_list
+from kft.plan.validate import legacy_protocol
+from kft.rundir import atomic
+from kft.rundir.artifacts import KERAS, RUN, open_artifact
+from kft.runtime import Classifier
 
 _log = logging.getLogger(__name__)
 
@@ -39,7 +53,6 @@ class ExportResult:
 
 def parse_quantizations(spec: str | list[str] | tuple[str, ...]) -> list[str]:
     """``"float32,int8"`` / ``"all"`` / a list -> validated names, in canonical order."""
-    from kft.lists import parse_list
 
     if not (spec.strip(" ,") if isinstance(spec, str) else spec):
         raise KftError("no quantization given; choose from: all, " + ", ".join(QUANTIZATIONS))
@@ -75,7 +88,6 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
     ``kft.rundir``: the test set, or for a folder-dataset run (no test set) its
     validation split, which the report names. A bare ``.keras`` file uses
     ``labels.txt`` beside it if present. ``speed`` and ``timings``: as ``export_model``'s."""
-    from kft.rundir.artifacts import KERAS, RUN, open_artifact
 
     quants = parse_quantizations(quantizations)
     scored_on = "the test set"
@@ -111,7 +123,6 @@ def held_out_images(run, limit_test: int | None = None):
     """The images a run's export is scored on, and how the report names them: the test set (CIFAR-10's,
     or a photo folder's test split, which the model never saw unless it was retrained on every photo);
     for a folder run without a test split, its validation split, which every-label protocols trained on."""
-    from kft.plan.validate import legacy_protocol
 
     data = run.data(limit_test)
     if data.test is not None:
@@ -159,12 +170,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     ``{phase: {"wall": s, "cpu": s}}`` (``report.PhaseTimer``), for ``benchmarks/export_speed.py``."""
     from functools import partial
 
-    from kft.rundir import atomic
-    from kft.evaluate import predict_logits
     from kft.export import metadata, report
-    from kft.export.convert import (QuantizationConfig, box_factor, check_input_size, convert,
-                                    default_input_size, to_input_size)
-    from kft.runtime import Classifier
 
     speed = speed or ScoringSpeed()
 

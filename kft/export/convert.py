@@ -43,6 +43,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from kft.errors import KftError, one_of
+from kft.export import tflite_model
+from kft.images import resize
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "probabilities"
@@ -79,7 +81,6 @@ def to_input_size(images: np.ndarray, input_size: int) -> np.ndarray:
     if input_size % train_size == 0:
         k = input_size // train_size
         return images.repeat(k, axis=1).repeat(k, axis=2)
-    from kft.images import resize
 
     return np.stack([resize(np.asarray(img, np.uint8), (input_size, input_size)) for img in images])
 
@@ -190,7 +191,6 @@ def convert(model, quant: QuantizationConfig, input_size: int | None = None, det
     ``probe_batch`` / ``probe_workers``: how a selective conversion scores its candidate
     models (``quant_debug.selective_int8``; the result does not depend on them).
     """
-    from kft.export import tflite_model
 
     converter, quant_n = build_converter(model, quant, input_size)
     float_nodes: list[str] = []

@@ -21,6 +21,8 @@ import io
 import zipfile
 from dataclasses import dataclass
 
+from kft.export import tflite_model
+
 METADATA_NAME = "TFLITE_METADATA"
 METADATA_IDENTIFIER = b"M001"
 # The features used here (normalization, stats, axis labels, image properties)
@@ -111,7 +113,6 @@ def labels_text(labels) -> str:
 
 def attach(tflite: bytes, meta: ClassifierMetadata) -> bytes:
     """Return ``tflite`` with ``meta`` in its metadata table and ``labels.txt`` packed after it."""
-    from kft.export import tflite_model
 
     tree = tflite_model.load(tflite)
     tflite_model.set_metadata(tree, METADATA_NAME, build_metadata(meta))
@@ -131,7 +132,6 @@ def append_files(model: bytes, files: dict[str, bytes]) -> bytes:
 
 def read_metadata(model: bytes) -> bytes | None:
     """The raw ``ModelMetadata`` flatbuffer embedded in ``model``, or None."""
-    from kft.export import tflite_model
 
     return tflite_model.get_metadata(model, METADATA_NAME)
 

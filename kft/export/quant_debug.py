@@ -22,6 +22,11 @@ from pathlib import Path
 
 import numpy as np
 
+from kft.export import tflite_model
+from kft.progress import progress
+from kft.rundir import atomic
+from kft.runtime import Classifier
+
 RMSE_PER_SCALE_LIMIT = 0.7  # TensorFlow's quantization-debugger guide's threshold
 ISLAND_AGREEMENT = 0.99  # top-1 agreement with float: accuracy then moves by 1 point at most
 MAX_ISLAND_SHARE = 0.5  # of the graph's nodes, at most this share in float
@@ -74,7 +79,6 @@ def selective_int8(converter, images, target: float | None = None, batch_size: i
     """
     import tensorflow as tf
 
-    from kft.progress import progress
 
     target = ISLAND_AGREEMENT if target is None else target
     calibrated = calibrated_model(converter)
@@ -149,7 +153,6 @@ def _quantize(calibrated: bytes, io_types=None, denylisted_nodes=()) -> bytes:
 
 def graph_nodes(buf: bytes) -> list[tuple[str, str]]:
     """(op type, output tensor name) of every op of a .tflite model, in graph order."""
-    from kft.export import tflite_model
 
     tree = tflite_model.load(buf)
     graph = tree.subgraphs[0]
@@ -165,7 +168,6 @@ def probabilities(buf: bytes, images: np.ndarray, batch_size: int | None = None,
     ``batch_size`` (default ``PROBE_BATCH``) images per invoke on ``workers`` interpreters of
     1 thread (default one per CPU; ``kft.runtime.Classifier``). Each image's outputs are its
     batch-1 outputs (tests/test_export_speed.py)."""
-    from kft.runtime import Classifier
 
     clf = Classifier(buf, num_threads=1, batch_size=PROBE_BATCH if batch_size is None else batch_size,
                      workers=workers or os.cpu_count() or 1)
@@ -180,7 +182,6 @@ def _kl(p: np.ndarray, q: np.ndarray) -> float:
 
 def write_report(rows: list[dict], out_dir: Path, float_nodes=(), title: str = "") -> list[Path]:
     """``quantization_report.csv`` and ``.md`` in ``out_dir`` (atomically)."""
-    from kft.rundir import atomic
 
     float_nodes = set(float_nodes)
     rows = [{**r, "left_in_float": r["tensor_name"] in float_nodes} for r in rows]

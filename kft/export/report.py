@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
+from kft.progress import progress
+from kft.runtime import Classifier
+
 # Probabilities below this are treated as underflowed (float32 softmax flushes
 # to 0 once a logit trails the top one by ~87-103); their logs are unusable.
 _MIN_PROB = 1e-30
@@ -54,7 +57,6 @@ def variant_row(name: str, tflite: bytes, file: str, convert_seconds: float, is_
     """Score one exported variant through the TFLite interpreter; ``prepare`` maps a chunk of
     held-out images to the variant's declared input (``convert.to_input_size``).
     ``batch_size``: images per interpreter invoke (the scores do not depend on it)."""
-    from kft.runtime import Classifier
 
     clf = Classifier(tflite, num_threads=num_threads, batch_size=batch_size)
     row = new_row(name, tflite, file, convert_seconds, clf)
@@ -104,7 +106,6 @@ def score_classifiers(classifiers, images: np.ndarray, desc: str, chunk: int = S
     """
     import contextlib
 
-    from kft.progress import progress
 
     def timed(name):
         return timer(name) if timer is not None else contextlib.nullcontext()

@@ -13,7 +13,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from kft import rundir
 from kft.errors import KftError
+from kft.runtime.classifier import labels_beside
 
 RUN, KERAS, TFLITE = "run", "keras", "tflite"
 ALL = (TFLITE, KERAS, RUN)
@@ -31,7 +33,6 @@ class Artifact:
     def load_keras(self):
         """The Keras classifier (safe mode). A run folder's config names its backbone
         (``kft.model.spec_of``); a bare ``.keras`` file has only its model name for that."""
-        from kft import rundir
 
         model = rundir.load_model(self.model_path)
         if self.run is not None and self.run.config.get("backbone"):
@@ -55,8 +56,6 @@ def open_artifact(path, kinds=ALL, data_dir=None) -> Artifact:
     split.json) opens as that ``.keras`` file. ``data_dir``: where a run folder's
     CIFAR-10 lives on this machine, when not where it was trained.
     """
-    from kft import rundir
-    from kft.runtime.classifier import labels_beside
 
     path = Path(path)
     if not path.exists():

@@ -12,6 +12,8 @@ import time
 from pathlib import Path
 
 from kft.errors import KftError
+from kft.images import ImageError, decode_rgb
+from kft.predict import top_k
 from kft.webapp.build import CSP as PAGE_CSP
 from kft.webapp.build import model_info, pick_model, write_web_app
 
@@ -104,9 +106,6 @@ def create_app(model_path: str | os.PathLike, web_dir: str | os.PathLike | None 
 
     @app.post("/classify")
     def classify():
-        from kft.images import ImageError, decode_rgb
-        from kft.predict import top_k
-
         uploads = request.files.getlist("file")
         if not uploads:
             return jsonify(error="no images: send one or more as multipart field 'file'"), 400

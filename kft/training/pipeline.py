@@ -19,6 +19,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from kft.data.ondisk import on_disk
+
 PARALLEL_CALLS = 2
 PREFETCH = 2
 
@@ -75,7 +77,6 @@ def as_source(images):
     numpy array would be copied on every call); on-disk arrays stay as they are."""
     import tensorflow as tf
 
-    from kft.data.ondisk import on_disk
 
     return images if on_disk(images) or isinstance(images, tf.Tensor) else tf.convert_to_tensor(images)
 
@@ -84,7 +85,6 @@ def _rows(images):
     """index batch -> those rows of ``images`` (see ``as_source``) as a tensor."""
     import tensorflow as tf
 
-    from kft.data.ondisk import on_disk
 
     if not on_disk(images):
         return lambda idx: tf.gather(images, idx)
