@@ -38,11 +38,19 @@ image keeps the one random flip/rotation drawn in the first epoch), no shuffling
 Rescaling(scale=1/127.5, offset=-1) (the guide's scaling for Xception, and exactly what
 ``mobilenet_v2.preprocess_input`` computes), base called with ``training=False``,
 GlobalAveragePooling2D, Dropout(0.2), Dense; ``Adam()`` (1e-3) with the base frozen; then
-``base_model.trainable = True`` (every layer; BatchNorm stays in inference mode through
-``training=False``) and ``Adam(1e-5)``. Epochs: the guide's end-to-end example runs 2 + 1 (a
+``base_model.trainable = True`` (every layer; BatchNorm meant to stay in inference mode through
+``training=False``, see below) and ``Adam(1e-5)``. Epochs: the guide's end-to-end example runs 2 + 1 (a
 short demo run); its workflow section, and the same example before the Keras 3 rewrite, use
 20 + 10 ("epochs=20" for the new top, "epochs=10" end to end). ``keras_guide`` uses 20 + 10;
 ``keras_guide_2_1`` (opt-in with ``--recipes``) is the example as printed today.
+
+BatchNorm: both recipes build ``base_model(x, training=False)`` so that BatchNorm stays in
+inference mode after unfreezing. In Keras 3 that is not what happens: ``fit`` passes
+``training=True`` down the functional graph and overrides it (keras-team/keras#20285; checked
+here on Keras 3.15.1: the moving means change during ``fit``). ``--bn inference`` (default) does
+what the recipes intend -- the base runs in inference mode, its unfrozen weights train -- as
+``training=False`` did in tf.keras 2 and as kft does; ``--bn as-written`` runs their literal line,
+i.e. what a user copying them into Keras 3 gets (BatchNorm on batch statistics once unfrozen).
 
 Adaptations, the same for both recipes: CIFAR-10's 32 x 32 images are upsampled (bilinear, as
 their loaders resize) to each recipe's size -- inside the model for the tutorial (before its
@@ -51,8 +59,8 @@ augmentation, as its loader resizes before the model), in the tf.data pipeline f
 cross-entropy (softmax + probabilities for the tutorial, as its current sigmoid head; logits for
 the guide, as its ``from_logits=True``) instead of one unit with binary cross-entropy; the
 tutorial's validation/test split of cats-vs-dogs is replaced by no validation data and the
-CIFAR-10 test set; the guide's data arrive in one fixed random order (seeded) rather than
-CIFAR-10 order sorted by the run's split; ``keras.utils.set_random_seed(seed)`` before each recipe.
+CIFAR-10 test set; the guide's data arrive in one fixed, seeded random order (never
+reshuffled, as the guide's) rather than the split's order (training rows, then validation rows); ``keras.utils.set_random_seed(seed)`` before each recipe.
 
 ``--quick`` (smoke test): 2 labels per class from the run's rows, 1 epoch per phase, 200
 class-balanced test images, 96 x 96 images, and random weights when no ImageNet file is found.
@@ -217,7 +225,46 @@ def mobilenet_v2(size: int, weights: Path | None):
 
 # ----------------------------------------------------------------------------- the recipes
 
-def tf_tutorial(x, y, recipe: Recipe, weights: Path | None, seed: int):
+BN_MODES = ("inference", "as-written")
+
+
+def call_base(base_model, h, bn: str):
+    """The recipes' ``base_model(h, training=False)``, in one of two meanings.
+
+    ``as-written``: that very call. In Keras 3 (3.15.1 here) ``fit`` calls the outer model with
+    ``training=True`` and the functional graph passes it on to the nested base model, overriding
+    the ``training=False`` given when the graph was built (keras-team/keras#20285). So once the
+    base is unfrozen its BatchNorm layers normalise with batch statistics and update their moving
+    averages -- what copying the recipes into Keras 3 does, not what they say.
+    ``inference`` (default): what the recipes say and what ``training=False`` did in tf.keras 2:
+    the base always runs in inference mode (BatchNorm uses and keeps its ImageNet moving
+    statistics) while its unfrozen weights, BatchNorm's gamma/beta included, still train.
+    """
+    if bn == "as-written":
+        return base_model(h, training=False)
+    return _inference_mode_layer()(base_model)(h)
+
+
+def _inference_mode_layer():
+    import keras
+
+    class InferenceMode(keras.layers.Layer):
+        """Calls ``inner`` with ``training=False`` whatever the outer model is called with (its own
+        ``call`` has no ``training`` argument, so Keras has nothing to override)."""
+
+        def __init__(self, inner, **kwargs):
+            super().__init__(**kwargs)
+            self.inner = inner
+
+        def call(self, x):
+            return self.inner(x, training=False)
+
+        def compute_output_shape(self, input_shape):
+            return self.inner.compute_output_shape(input_shape)
+
+    return InferenceMode
+
+def tf_tutorial(x, y, recipe: Recipe, weights: Path | None, seed: int, bn: str = "inference"):
     """TensorFlow tutorial: frozen base + new head (Adam 1e-4), then fine-tune from layer 100
     (RMSprop 1e-5). Returns the trained model and a function mapping uint8 images to class ids."""
     import keras
@@ -239,7 +286,7 @@ def tf_tutorial(x, y, recipe: Recipe, weights: Path | None, seed: int):
     h = keras.layers.Resizing(size, size, interpolation="bilinear")(inputs)  # adaptation: 32 px -> 160 px
     h = data_augmentation(h)
     h = preprocess_input(h)
-    h = base_model(h, training=False)
+    h = call_base(base_model, h, bn)
     h = keras.layers.GlobalAveragePooling2D()(h)
     h = keras.layers.Dropout(0.2)(h)
     outputs = keras.layers.Dense(NUM_CLASSES, activation="softmax")(h)  # the tutorial: Dense(1, sigmoid)
@@ -266,7 +313,7 @@ def tf_tutorial(x, y, recipe: Recipe, weights: Path | None, seed: int):
     return model, predict
 
 
-def keras_guide(x, y, recipe: Recipe, weights: Path | None, seed: int):
+def keras_guide(x, y, recipe: Recipe, weights: Path | None, seed: int, bn: str = "inference"):
     """keras.io guide: frozen base + new head (Adam 1e-3), then the whole base trainable
     (Adam 1e-5), BatchNorm in inference mode. Returns the model and a uint8 -> class-id function."""
     import keras
@@ -292,7 +339,7 @@ def keras_guide(x, y, recipe: Recipe, weights: Path | None, seed: int):
     base_model.trainable = False
     inputs = keras.Input(shape=(size, size, 3))
     h = keras.layers.Rescaling(scale=1 / 127.5, offset=-1)(inputs)  # = mobilenet_v2.preprocess_input
-    h = base_model(h, training=False)
+    h = call_base(base_model, h, bn)
     h = keras.layers.GlobalAveragePooling2D()(h)
     h = keras.layers.Dropout(0.2)(h)
     outputs = keras.layers.Dense(NUM_CLASSES)(h)  # the guide: Dense(1), from_logits=True
@@ -331,20 +378,20 @@ RECIPES = {
 DEFAULT_RECIPES = ("tf_tutorial", "keras_guide")
 
 
-def run_recipe(recipe: Recipe, x, y, xt, yt, weights: Path | None, seed: int) -> dict:
+def run_recipe(recipe: Recipe, x, y, xt, yt, weights: Path | None, seed: int, bn: str = "inference") -> dict:
     """Seed, train and score one recipe: ``{"recipe", "test_accuracy", "seconds", ...}``."""
     import keras
 
     keras.backend.clear_session()
     keras.utils.set_random_seed(seed)
     t0 = time.time()
-    model, predict = recipe.run(x, y, recipe, weights, seed)
+    model, predict = recipe.run(x, y, recipe, weights, seed, bn)
     t_train = time.time() - t0
     pred = predict(xt)
     seconds = time.time() - t0
     del model
     return {"recipe": recipe.name, "title": recipe.title, "summary": recipe.summary, "epochs": list(recipe.epochs),
-            "image_size": recipe.size, "batch_size": recipe.batch,
+            "image_size": recipe.size, "batch_size": recipe.batch, "batchnorm": bn,
             "test_accuracy": round(float(np.mean(pred == yt)), 4), "test_images": int(len(yt)),
             "train_seconds": round(t_train, 1), "seconds": round(seconds, 1)}
 
@@ -358,15 +405,21 @@ def result_line(name: str, labels_per_class, acc, seconds, test_images) -> str:
             f"test_images={test_images} seconds={sec_s}")
 
 
+BN_TEXT = {"inference": "inference mode (moving statistics kept)",
+           "as-written": "batch statistics (Keras 3 overrides `training=False`)",
+           "kft": "kft's own (inference mode)"}
+
+
 def markdown_table(rows: list[dict]) -> str:
-    out = ["| recipe | what it does | labels per class | test accuracy | wall time |",
-           "|---|---|---:|---:|---:|"]
+    out = ["| recipe | what it does | BatchNorm when fine-tuning | labels per class | test accuracy | wall time |",
+           "|---|---|---|---:|---:|---:|"]
     for r in rows:
         acc = "n/a" if r["test_accuracy"] is None else f"{100 * r['test_accuracy']:.2f}%"
         if r.get("test_images") not in (None, 10000):
             acc += f" ({r['test_images']} images)"
         sec = "n/a" if r["seconds"] is None else f"{r['seconds']:,.0f} s"
-        out.append(f"| {r['title']} (`{r['recipe']}`) | {r['summary']} | {r['labels_per_class']:g} | {acc} | {sec} |")
+        out.append(f"| {r['title']} (`{r['recipe']}`) | {r['summary']} | {BN_TEXT.get(r.get('batchnorm'), 'n/a')} "
+                   f"| {r['labels_per_class']:g} | {acc} | {sec} |")
     return "\n".join(out)
 
 
@@ -394,6 +447,9 @@ def parse_args(argv=None):
                     "(default: KFT_WEIGHTS_DIR, then kft's cache)")
     ap.add_argument("--quick", action="store_true", help="smoke test: 2 labels/class, 1 epoch per phase, "
                     "200 test images, 96 px, random weights if none found")
+    ap.add_argument("--bn", choices=BN_MODES, default="inference",
+                    help="inference (default): the base runs in inference mode as the recipes intend; as-written: "
+                    "their literal base_model(x, training=False), which Keras 3's fit overrides once unfrozen")
     ap.add_argument("--json", type=Path, default=None, help="also write the rows to this JSON file")
     return ap.parse_args(argv)
 
@@ -429,13 +485,13 @@ def _main(args) -> int:
     labels_per_class = len(y) / NUM_CLASSES
     print(f"run {args.run_dir}: {run['protocol']} protocol, the peers train on {len(y)} labelled images "
           f"({counts.min()}..{counts.max()} per class), score {len(yt)} test images; "
-          f"weights {weights or 'random (none found)'}; seed {args.seed}; "
+          f"weights {weights or 'random (none found)'}; seed {args.seed}; BatchNorm {args.bn}; "
           f"{platform.processor() or platform.machine()}, {os.cpu_count()} CPUs", flush=True)
 
     rows = []
     for recipe in recipes:
         print(f"--- {recipe.name}: {recipe.summary}", flush=True)
-        r = run_recipe(recipe, x, y, xt, yt, weights, args.seed)
+        r = run_recipe(recipe, x, y, xt, yt, weights, args.seed, args.bn)
         r["labels_per_class"] = labels_per_class
         rows.append(r)
         print(result_line(r["recipe"], f"{labels_per_class:g}", r["test_accuracy"], r["seconds"], r["test_images"]),
@@ -444,13 +500,14 @@ def _main(args) -> int:
     kft_row = {"recipe": "kft", "title": "kft " + " ".join(str(v) for v in (k["backbone"], k["strategy"]) if v),
                "summary": f"{args.run_dir.name} ({run['protocol']} protocol, seed {k['seed']}), from its metrics.json",
                "labels_per_class": k["per_class"] if k["per_class"] is not None else len(run["rows"]) / NUM_CLASSES,
-               "test_accuracy": k["test_accuracy"], "test_images": k["test_images"], "seconds": k["seconds"]}
+               "test_accuracy": k["test_accuracy"], "test_images": k["test_images"], "seconds": k["seconds"],
+               "batchnorm": "kft"}
     rows.append(kft_row)
     print(result_line("kft", f"{kft_row['labels_per_class']:g}", k["test_accuracy"], k["seconds"], k["test_images"]))
     print()
     print(markdown_table(rows))
     if args.json:
-        write_json(args.json, {"run_dir": str(args.run_dir), "seed": args.seed, "quick": args.quick,
+        write_json(args.json, {"run_dir": str(args.run_dir), "seed": args.seed, "quick": args.quick, "bn": args.bn,
                                "weights": str(weights) if weights else None, "rows": rows})
     return 0
 

@@ -133,3 +133,23 @@ def test_quick_mode_prints_three_rows(tmp_path):
     rows = json.loads((tmp_path / "out.json").read_text())["rows"]
     assert [r["recipe"] for r in rows] == ["tf_tutorial", "keras_guide", "kft"]
     assert all(r["seconds"] > 0 for r in rows)
+
+
+def test_inference_mode_keeps_batchnorm_statistics_while_the_base_trains():
+    """--bn inference: an unfrozen base keeps BatchNorm's moving statistics, its weights still train."""
+    import keras
+
+    pr = _module()
+    keras.utils.set_random_seed(0)
+    inner_in = keras.Input((4,))
+    dense, bn = keras.layers.Dense(4), keras.layers.BatchNormalization()
+    base = keras.Model(inner_in, bn(dense(inner_in)))
+    inputs = keras.Input((4,))
+    model = keras.Model(inputs, keras.layers.Dense(2)(pr.call_base(base, inputs, "inference")))
+    base.trainable = True
+    model.compile(optimizer=keras.optimizers.Adam(1e-2), loss="mse")
+    mean, gamma, kernel = (np.array(v) for v in (bn.moving_mean, bn.gamma, dense.kernel))
+    x = np.random.default_rng(0).normal(5.0, 3.0, (64, 4)).astype("float32")
+    model.fit(x, np.zeros((64, 2), "float32"), epochs=2, batch_size=16, verbose=0)
+    np.testing.assert_array_equal(np.array(bn.moving_mean), mean)
+    assert not np.allclose(np.array(bn.gamma), gamma) and not np.allclose(np.array(dense.kernel), kernel)
