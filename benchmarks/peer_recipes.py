@@ -131,9 +131,8 @@ def read_run(run_dir: Path) -> dict:
     if split.get("test") is not None and len(split["test"]) != 10000:
         print(f"note: the kft run scored {len(split['test'])} test images (--limit-test); the peers score "
               "the full test set")
-    refit, select = _plan_protocol(run_dir)
-    protocol = "holdout" if not refit else ("refit" if select else "fixed")
-    rows = train + val if refit else train
+    protocol = _plan_protocol(run_dir)
+    rows = train + val if protocol in ("fixed", "refit") else train
     metrics = {}
     if (run_dir / "metrics.json").is_file():
         try:
@@ -151,8 +150,9 @@ def read_run(run_dir: Path) -> dict:
                     "per_class": (metrics.get("labels") or {}).get("per_class")}}
 
 
-def _plan_protocol(run_dir: Path) -> tuple[bool, bool]:
-    """(refit, select) from the run's config.yaml; kft's defaults (False, True) when absent."""
+def _plan_protocol(run_dir: Path) -> str:
+    """The run's label protocol (fixed | refit | holdout) from its config.yaml: its ``protocol``
+    key, or the older ``refit``/``select`` pair (absent: holdout with selection, the old default)."""
     import yaml
 
     path = run_dir / "config.yaml"
@@ -164,7 +164,10 @@ def _plan_protocol(run_dir: Path) -> tuple[bool, bool]:
         raise KftError(f"{path}: unreadable ({type(e).__name__})") from None
     if not isinstance(cfg, dict):
         raise KftError(f"{path}: expected a mapping")
-    return bool(cfg.get("refit", False)), bool(cfg.get("select", True))
+    if cfg.get("protocol"):
+        return str(cfg["protocol"])
+    refit, select = bool(cfg.get("refit", False)), bool(cfg.get("select", True))
+    return "holdout" if not refit else ("refit" if select else "fixed")
 
 
 # ----------------------------------------------------------------------------- data and weights

@@ -430,7 +430,7 @@ def test_load_few_shot_cifar_split(tmp_path, arrays, no_env):
 
 def test_load_few_shot_defaults_and_too_many(tmp_path, arrays, no_env):
     root = write_npz_layout(tmp_path, arrays)
-    with pytest.raises(KftError, match=r"class 'airplane' has 12 images, but 100 training \+ 100 validation"):
+    with pytest.raises(KftError, match=r"class 'airplane' has 12 images, but 80 training \+ 20 validation = 100"):
         load_few_shot(data_dir=root)
     with pytest.raises(KftError, match="has 12 images, but 13 training"):
         load_few_shot(data_dir=root, samples_per_class=13, val_per_class=0)

@@ -58,7 +58,9 @@ def _fake_run(run: Path, data: Path, y_train: np.ndarray, *, refit: bool = True)
              "class_names": [f"c{i}" for i in range(10)], "seed": 0, "train": train, "val": val,
              "test": list(range(10 * TEST_PER_CLASS))}
     (run / "split.json").write_text(json.dumps(split))
-    (run / "config.yaml").write_text(f"backbone: mobilenet_v2\nrefit: {str(refit).lower()}\nselect: false\n")
+    # today's config.yaml names its protocol; the holdout case keeps an older run's refit/select keys
+    (run / "config.yaml").write_text("backbone: mobilenet_v2\nprotocol: fixed\n" if refit
+                                     else "backbone: mobilenet_v2\nrefit: false\nselect: false\n")
     protocol = "fixed" if refit else "holdout"
     (run / "metrics.json").write_text(json.dumps({
         "backbone": "mobilenet_v2", "strategy": "lp_ft_top", "seed": 0, "test_accuracy": 0.5, "test_images": 50,
