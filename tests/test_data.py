@@ -574,6 +574,7 @@ def test_real_cifar10():
 
 def test_real_few_shot_default_split():
     data = load_few_shot(data_dir=_real_dir(), seed=0)
-    assert len(data.train) == 1000 and len(data.val) == 1000 and len(data.test) == 10000
-    assert data.train.class_counts().tolist() == [100] * 10
+    # 100 labelled images per class in total: 80 train + 20 validation
+    assert len(data.train) == 800 and len(data.val) == 200 and len(data.test) == 10000
+    assert data.train.class_counts().tolist() == [80] * 10 and data.val.class_counts().tolist() == [20] * 10
     assert not set(data.train.indices) & set(data.val.indices)

@@ -259,17 +259,17 @@ def test_export_run_of_a_folder_without_model_is_a_user_error(tmp_path):
 
 
 def test_failed_export_leaves_no_model_files(tmp_path, monkeypatch):
-    from kft.export import convert as convert_module
+    import kft.export as export_package  # export_model calls the package's name `convert`
     from kft.export import export_model
 
     tflite = plain_float32()
 
-    def failing(model, quant, input_size=None, details=None):
+    def failing(model, quant, input_size=None, details=None, **kw):
         if quant.name == "dynamic":
             raise RuntimeError("converter crashed")
         return tflite
 
-    monkeypatch.setattr(convert_module, "convert", failing)
+    monkeypatch.setattr(export_package, "convert", failing)
     t = trained()
     out = tmp_path / "out"
     with pytest.raises(RuntimeError, match="converter crashed"):
@@ -280,11 +280,11 @@ def test_failed_export_leaves_no_model_files(tmp_path, monkeypatch):
 
 def test_failed_write_leaves_no_temporary_files(tmp_path, monkeypatch):
     from kft.rundir import atomic
-    from kft.export import convert as convert_module
+    import kft.export as export_package  # export_model calls the package's name `convert`
     from kft.export import export_model
 
     tflite = plain_float32()
-    monkeypatch.setattr(convert_module, "convert", lambda model, quant, input_size=None, details=None: tflite)
+    monkeypatch.setattr(export_package, "convert", lambda model, quant, input_size=None, details=None, **kw: tflite)
     real_fsync, calls = atomic._fsync, []
 
     def disk_full(path):  # the second file written (folders are fsynced too, after each rename)
