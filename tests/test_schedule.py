@@ -43,9 +43,9 @@ def test_a_fresh_student_follows_the_teacher(protocol, teacher_steps, epochs):
     assert [(s.index, s.stage.name, s.data, s.epochs, s.round) for s in students] == [
         (teacher_steps, "student1-probe", STUDENT, epochs, 1), (teacher_steps + 1, "student1-top", STUDENT, epochs, 1)]
     assert students[0].before == (TEACH, RESET, ENTER_DATA)  # the teacher labels the pool, then the reset
-    # capped at self_training.max_epochs (10), at 3 times the stage's learning rate
+    # capped at self_training.max_epochs (10), at self_training.lr_scale (0.6) times the stage's rate
     assert [s.stage.max_epochs for s in students] == [10, 10]
-    assert students[1].stage.learning_rate == pytest.approx(3 * steps[1].stage.learning_rate)
+    assert students[1].stage.learning_rate == pytest.approx(0.6 * steps[1].stage.learning_rate)
     assert final_round(steps) == students
 
 
