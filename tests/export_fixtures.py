@@ -38,21 +38,17 @@ def colour_images(n_per_class: int, seed: int, size: int = SIZE):
     return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
 
 
-@functools.lru_cache(maxsize=None)
-def trained(backbone: str = "mobilenet_v3_small"):
-    """Namespace(dir, model_path, model, train_x, train_y, test_x, test_y, class_names)."""
+def fit_head(model, train_x, train_y, backbone_input=None) -> None:
+    """The fixtures' recipe: BatchNorm's moving statistics set to ``train_x``'s (fed to the backbone
+    as ``backbone_input``, default ``train_x``), then the head alone trained 20 epochs."""
     import keras
 
-    from kft.model import build_classifier
-
-    model = build_classifier(backbone, num_classes=3, image_size=SIZE, weights="none", seed=0)
-    train_x, train_y = colour_images(24, seed=1)
-    test_x, test_y = colour_images(10, seed=2)
     backbone = model.get_layer("backbone")
     norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
     for layer in norms:
         layer.momentum = 0.0
-    backbone(train_x.astype(np.float32), training=True)  # moving statistics := this batch's
+    feed = train_x.astype(np.float32) if backbone_input is None else backbone_input
+    backbone(feed, training=True)  # moving statistics := this batch's
     for layer in norms:
         layer.momentum = 0.99
     backbone.trainable = False
@@ -60,6 +56,17 @@ def trained(backbone: str = "mobilenet_v3_small"):
                   loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
     model.fit(train_x.astype(np.float32), train_y, batch_size=24, epochs=20, shuffle=True, verbose=0)
     backbone.trainable = True
+
+
+@functools.lru_cache(maxsize=None)
+def trained(backbone: str = "mobilenet_v3_small"):
+    """Namespace(dir, model_path, model, train_x, train_y, test_x, test_y, class_names)."""
+    from kft.model import build_classifier
+
+    model = build_classifier(backbone, num_classes=3, image_size=SIZE, weights="none", seed=0)
+    train_x, train_y = colour_images(24, seed=1)
+    test_x, test_y = colour_images(10, seed=2)
+    fit_head(model, train_x, train_y)
     d = Path(tempfile.mkdtemp(prefix="kft-export-test-"))
     atexit.register(shutil.rmtree, d, ignore_errors=True)
     model.save(d / "model.keras")

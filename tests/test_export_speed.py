@@ -15,7 +15,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from export_fixtures import CLASS_NAMES, colour_images, decisive, exported, trained
+from export_fixtures import CLASS_NAMES, colour_images, decisive, exported, fit_head, trained
 
 
 def same_file(a: bytes, b: bytes) -> bool:
@@ -44,26 +44,13 @@ def upsampling():
     per invoke: the last test below.) Namespace(model, train_x, test_x, test_y, class_names)."""
     from types import SimpleNamespace
 
-    import keras
-
     from kft.model import build_classifier
 
     model = build_classifier("mobilenet_v3_small", num_classes=3, image_size=64, input_size=32, weights="none",
                              seed=0)
     train_x, train_y = colour_images(24, seed=1)
     test_x, test_y = colour_images(10, seed=2)
-    backbone = model.get_layer("backbone")
-    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0
-    backbone(model.get_layer("upsample")(train_x.astype(np.float32)), training=True)  # statistics := this batch's
-    for layer in norms:
-        layer.momentum = 0.99
-    backbone.trainable = False
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(train_x.astype(np.float32), train_y, batch_size=24, epochs=20, shuffle=True, verbose=0)
-    backbone.trainable = True
+    fit_head(model, train_x, train_y, backbone_input=model.get_layer("upsample")(train_x.astype(np.float32)))
     return SimpleNamespace(model=model, train_x=train_x, test_x=test_x, test_y=test_y, class_names=list(CLASS_NAMES))
 
 
