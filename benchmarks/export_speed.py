@@ -11,7 +11,10 @@ and neither warms the other up), on the same model and images:
   Keras at 128 images a call, the int8 fallback's candidates scored one image at a time on 1
   thread, the int8 preparation repeated for the fallback;
 - ``after``: ``ScoringSpeed()``, the default: batches on every CPU, each chunk of images
-  upsampled once for all variants, the int8 model prepared once.
+  upsampled once for all variants, the int8 model prepared once, and the Keras model's
+  logits taken from the run's ``test_logits.npz`` (``kft train`` keeps them since 2026-12-08)
+  where its model file and images are those they were computed on; a run without the file,
+  or ``--quick``, scores the Keras model as ``before`` does.
 
 Prints the seconds of each phase (``export_model(timings=)``), the whole export's wall and
 CPU seconds, the peak resident memory of each child (VmHWM), and checks that both wrote the

@@ -248,3 +248,43 @@ def test_the_speed_settings_are_checked_for_what_they_promise():
     new = ScoringSpeed()
     assert new.batch_size > 1 and new.workers is None and new.shared_chunks and new.reuse_int8
     assert dataclasses.replace(new, batch_size=1).batch_size == 1
+
+
+def test_a_run_export_takes_the_keras_scores_the_run_kept(reference, tmp_path):
+    """``kft train`` keeps its final model's test logits (``test_logits.npz``); ``kft export``
+    of that run uses them instead of scoring the Keras model again: the same report, no
+    ``keras scoring`` phase. A changed model file or other images: scored afresh."""
+    import shutil
+
+    from kft import rundir
+    from kft.export import ScoringSpeed, export_run
+
+    assert (reference / rundir.TEST_LOGITS).is_file()
+    reports, timings = {}, {}
+    for name, speed in (("kept", ScoringSpeed()), ("scored", ScoringSpeed(keras_from_run=False))):
+        timings[name] = {}
+        reports[name] = export_run(reference, "float32", out_dir=tmp_path / name, max_accuracy_drop=100,
+                                   speed=speed, timings=timings[name]).report
+    assert "keras scoring" not in timings["kept"] and "keras scoring" in timings["scored"]
+    kept, scored = reports["kept"], reports["scored"]
+    assert kept["keras_scores"].startswith("the run's test_logits.npz")
+    assert scored["keras_scores"] == "scored by this export"
+    assert kept["test_images"] == scored["test_images"] == 30
+    for a, b in zip(kept["rows"], scored["rows"], strict=True):
+        assert a["accuracy"] == b["accuracy"] and a.get("top1_agreement") == b.get("top1_agreement")
+        if a.get("max_abs_logit_diff") is not None:
+            assert a["max_abs_logit_diff"] == pytest.approx(b["max_abs_logit_diff"], rel=1e-3, abs=1e-5)
+
+    run = tmp_path / "copy"
+    shutil.copytree(reference, run, ignore=shutil.ignore_patterns("checkpoint", "tensorboard"))
+    x, y = rundir.load_run(run).data().test.x, rundir.load_run(run).data().test.y
+    assert rundir.read_test_logits(run, x, y) is not None
+    other = x.copy()
+    other[0, 0, 0, 0] ^= 1
+    assert rundir.read_test_logits(run, other, y) is None  # other images
+    assert rundir.read_test_logits(run, x, (y + 1) % 10) is None  # other labels
+    with open(run / rundir.MODEL, "ab") as f:  # another model file
+        f.write(b"\0")
+    assert rundir.read_test_logits(run, x, y) is None
+    (run / rundir.TEST_LOGITS).write_bytes(b"not an npz")
+    assert rundir.read_test_logits(run, x, y) is None

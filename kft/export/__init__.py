@@ -32,8 +32,10 @@ from kft.export.convert import (
     to_input_size,
 )
 from kft.export.guard import DEFAULT_MAX_ACCURACY_DROP
+from kft.export.speed import ScoringSpeed
 from kft.lists import parse_list
 from kft.plan.validate import legacy_protocol
+from kft import rundir
 from kft.rundir import atomic
 from kft.rundir.artifacts import KERAS, RUN, open_artifact
 from kft.runtime import Classifier
@@ -86,7 +88,9 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
     """Export a run folder or ``.keras`` file. Arrays given here win; otherwise a run
     folder supplies training images (int8 calibration) and its held-out images via
     ``kft.rundir``: the test set, or for a folder-dataset run (no test set) its
-    validation split, which the report names. A bare ``.keras`` file uses
+    validation split, which the report names; the Keras model's logits on them come from
+    the run's ``test_logits.npz`` when its model file and images are those they were
+    computed on (``kft.rundir.scores``). A bare ``.keras`` file uses
     ``labels.txt`` beside it if present. ``speed`` and ``timings``: as ``export_model``'s."""
 
     quants = parse_quantizations(quantizations)
@@ -100,12 +104,15 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                        "choose `quantize` float32,float16,dynamic")
 
     model = art.load_keras()
+    keras_logits = None
     if run is not None:
         if train_images is None and "int8" in quants:
             _log.info("loading training images for int8 calibration")
             train_images = run.train_images()
         if test_images is None:
             test_images, test_labels, scored_on = held_out_images(run, limit_test)
+            if (speed or ScoringSpeed()).keras_from_run:
+                keras_logits = rundir.read_test_logits(run.path, test_images, test_labels)
     elif test_images is not None and limit_test is not None:
         test_images, test_labels = test_images[:limit_test], test_labels[:limit_test]
     num_classes = int(model.outputs[0].shape[-1])
@@ -116,7 +123,8 @@ def export_run(run_or_model_path, quantizations=QUANTIZATIONS, int8_io: bool = F
                         test_images=test_images, test_labels=test_labels, source=str(path),
                         model_file=model_path, num_threads=num_threads, input_size=input_size,
                         scored_on=scored_on, max_accuracy_drop=max_accuracy_drop,
-                        quantization_report=quantization_report, speed=speed, timings=timings)
+                        quantization_report=quantization_report, speed=speed, timings=timings,
+                        keras_logits=keras_logits)
 
 
 def held_out_images(run, limit_test: int | None = None):
@@ -150,7 +158,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
                  seed: int = 0, input_size: int | None = None,
                  scored_on: str = "the test set", max_accuracy_drop: float = DEFAULT_MAX_ACCURACY_DROP,
                  quantization_report: bool = False, speed: "ScoringSpeed | None" = None,
-                 timings: dict | None = None) -> ExportResult:
+                 timings: dict | None = None, keras_logits=None) -> ExportResult:
     """Convert ``model`` to each quantization, add metadata, score, then write
     ``model_<q>.tflite``, ``labels.txt``, ``export_report.json`` and ``.md`` into ``out_dir``.
 
@@ -167,7 +175,9 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
     report do not depend on it. ``timings``, if given, receives the wall and CPU seconds of
     each phase (``keras scoring``, ``convert <q>``, ``prepare held-out images``, ``score <q>``,
     ``convert int8 (fallback)``, ``score int8 (fallback)``, ``write``, ...) as
-    ``{phase: {"wall": s, "cpu": s}}`` (``report.PhaseTimer``), for ``benchmarks/export_speed.py``."""
+    ``{phase: {"wall": s, "cpu": s}}`` (``report.PhaseTimer``), for ``benchmarks/export_speed.py``.
+    ``keras_logits``: ``model``'s logits on ``test_images`` if already known (a run's
+    ``test_logits.npz``); the Keras model is not scored again, and the report says so."""
     from functools import partial
 
     from kft.export import metadata, report
@@ -201,9 +211,17 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         num_threads = os.cpu_count() or 1
     workers = max(1, min(speed.workers or num_threads, num_threads))
     clock = report.PhaseTimer(timings)
-    with clock("keras scoring"):
-        keras_logits = predict_logits(model, test_images, batch_size=speed.keras_batch_size,
-                                      desc="scoring the Keras model") if test_images is not None else None
+    keras_scores = "none (no held-out images)" if test_images is None else "scored by this export"
+    if keras_logits is not None and test_images is not None:
+        keras_logits = np.asarray(keras_logits, np.float32)
+        if keras_logits.shape != (len(test_images), num_classes):
+            raise KftError(f"keras_logits has shape {keras_logits.shape}; expected {(len(test_images), num_classes)}")
+        keras_scores = "the run's test_logits.npz (the same model file and images, scored when the run ended)"
+        _log.info("the Keras model's scores: from the run's test_logits.npz (same model file, same images)")
+    else:
+        with clock("keras scoring"):
+            keras_logits = predict_logits(model, test_images, batch_size=speed.keras_batch_size,
+                                          desc="scoring the Keras model") if test_images is not None else None
     model_file = Path(model_file) if model_file else None
     rows = [report.keras_row(keras_logits, test_labels, str(model_file) if model_file else None,
                              model_file.stat().st_size if model_file and model_file.is_file() else None)]
@@ -292,7 +310,7 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
         "name": out_dir.name, "source": source or model.name, "class_names": class_names,
         "input_size": list(size), "train_size": train_size, "box_filter": box_factor(n, train_size),
         "int8_io": bool(int8_io), "scored_on": scored_on if test_images is not None else "nothing (no held-out data)",
-        "max_accuracy_drop": max_accuracy_drop,
+        "max_accuracy_drop": max_accuracy_drop, "keras_scores": keras_scores,
         "test_images": 0 if test_images is None else int(len(test_images)),
         "calibration_images": 0 if calibration is None else int(len(calibration)),
         "rows": rows,
@@ -323,39 +341,6 @@ def export_model(model, class_names, quantizations, out_dir, *, int8_io: bool = 
             for r in failed) + f" fell more than {max_accuracy_drop:g} points below the Keras model even with "
             f"its fallback; not written (see {out_dir / 'export_report.md'}); the other variants were written")
     return export
-
-
-@dataclass(frozen=True)
-class ScoringSpeed:
-    """How hard an export works the machine; the files and every number of the report are the
-    same whatever it says (float kernels may round a batch differently: last digits only).
-
-    ``batch_size``: held-out images per interpreter invoke, every variant (1: one at a time,
-    as a device runs them). ``workers``: interpreters per variant scoring parts of each chunk
-    at the same time, 1 thread each (None: one per CPU; 1: one interpreter on every CPU).
-    ``keras_batch_size``: images per Keras call. ``shared_chunks``: upsample each chunk of
-    held-out images once for all variants (else once per variant). ``fallback_batch_size`` /
-    ``fallback_workers``: the int8 fallback's scoring of every candidate model on the
-    calibration images (workers None: one per CPU). ``reuse_int8``: prepare the int8 model
-    (``int8_prep``) once for its conversion, its fallback and the quantization report (else
-    once each). Example: ``export_model(..., speed=ScoringSpeed.one_at_a_time())``.
-    """
-
-    batch_size: int = 8
-    workers: int | None = None
-    keras_batch_size: int = 128
-    shared_chunks: bool = True
-    fallback_batch_size: int = 8
-    fallback_workers: int | None = None
-    reuse_int8: bool = True
-
-    @classmethod
-    def one_at_a_time(cls) -> "ScoringSpeed":
-        """Export as it ran until 2026-12-07 (``benchmarks/export_speed.py``'s "before"): every
-        image alone through each variant (one interpreter on every CPU), Keras at 128, the
-        fallback one image at a time on 1 thread, the int8 preparation repeated."""
-        return cls(batch_size=1, workers=1, keras_batch_size=128, shared_chunks=False, fallback_batch_size=1,
-                   fallback_workers=1, reuse_int8=False)
 
 
 class _Int8Source:

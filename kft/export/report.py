@@ -178,6 +178,7 @@ def format_markdown(report: dict) -> str:
         + (f", reduced in the model to the training resolution {report['train_size']}x{report['train_size']} "
            f"by a {report['box_filter']}x{report['box_filter']} box filter" if report.get("box_filter", 1) > 1 else ""),
         f"- scored on: {report.get('scored_on', 'the test set')}",
+        f"- the Keras model's scores: {report.get('keras_scores', 'scored by this export')}",
         f"- test images: {report['test_images']}; int8 calibration images: {report['calibration_images']}"
         + ("; int8 model with uint8 input pixels and uint8 probabilities" if report["int8_io"] else ""),
         "",

@@ -3,7 +3,7 @@
 ``config.yaml`` (the resolved plan + seed + weights), ``split.json`` (data source, seed and the
 sampled indices), ``labels.txt``, ``model.keras`` (the whole classifier), ``history.csv``,
 ``metrics.json`` (written last: a folder with it is finished), ``curves.png``, ``confusion.png``,
-``mistakes.png`` (the misclassified test images),
+``mistakes.png`` (the misclassified test images), ``test_logits.npz`` (the final model's test logits),
 ``tensorboard/`` and ``checkpoint/`` (for ``--resume``). Readers elsewhere use these names.
 """
 
@@ -22,9 +22,11 @@ HISTORY = "history.csv"
 METRICS = "metrics.json"  # written last: a run folder with it is finished
 CURVES, CONFUSION, MISTAKES = "curves.png", "confusion.png", "mistakes.png"
 HELDOUT = "heldout.json"  # retrain_on_all: the test split's score, taken before it trained
+TEST_LOGITS = "test_logits.npz"  # the final model's test logits, for kft export (kft.rundir.scores)
 CHECKPOINT, TENSORBOARD = "checkpoint", "tensorboard"
 MARKERS = (CONFIG, SPLIT)  # what makes a folder a run folder
-FILES = (CONFIG, SPLIT, LABELS, MODEL, HISTORY, METRICS, CURVES, CONFUSION, MISTAKES, CHECKPOINT, TENSORBOARD)
+FILES = (CONFIG, SPLIT, LABELS, MODEL, HISTORY, METRICS, CURVES, CONFUSION, MISTAKES, TEST_LOGITS, CHECKPOINT,
+         TENSORBOARD)
 
 # 3: config.yaml names the label ``protocol`` (fixed, refit or holdout) instead of refit/select.
 # 2: schema_version in config.yaml, split.json and metrics.json; split.json's data_source.

@@ -52,7 +52,7 @@ def finish(run, model, plan: Plan, steps: list[Step], data, seed, weights, histo
         _log.info(f"the shipped model trained on every photo; its recipe scored {metrics['test_summary']} "
                   f"before the test photos trained (the held-out estimate)")
     elif data.test is not None:
-        metrics.update(held_out_report(run, model, data))
+        metrics.update(held_out_report(run, model, data, keep_logits=True))
     elif len(data.val.y) and not plan.every_label_trains:  # a folder dataset: figures from its validation split
         val = evaluate_model(model, data.val.x, data.val.y, len(data.class_names), desc="scoring the validation split")
         metrics.update(val_per_class_accuracy=val["per_class_accuracy"], val_confusion_matrix=val["confusion_matrix"])
@@ -85,11 +85,14 @@ def test_set_name(data) -> str:
     return f"the CIFAR-10 test set ({n} images{'' if whole else ', a stratified subset'}; never selected on)"
 
 
-def held_out_report(run, model, data) -> dict:
+def held_out_report(run, model, data, keep_logits: bool = False) -> dict:
     """Score the test set once: accuracy with its 95% interval, per class, confusion, and the
-    mistakes sheet (``mistakes.png``); the metrics.json keys."""
+    mistakes sheet (``mistakes.png``); the metrics.json keys. ``keep_logits``: the model is the
+    one saved as ``model.keras``; keep its logits for ``kft export`` (``test_logits.npz``)."""
     t = time.time()
     logits = predict_logits(model, data.test.x, desc="scoring the test set")
+    if keep_logits:
+        rundir.write_test_logits(run, logits, data.test.x, data.test.y)
     y, names = data.test.y, data.class_names
     test = scores(y, logits.argmax(1), len(names))
     right, what = int(round(test["accuracy"] * test["n"])), test_set_name(data)
