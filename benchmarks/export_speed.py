@@ -23,7 +23,7 @@ and the same report (accuracy and agreement within one image, logit error to 1e-
 
 ``--quick``: MobileNetV3-Small (random backbone, 3 classes) taking 32-px images upsampled
 to 64 px inside, as ``kft train`` builds its default runs, on 600 generated images (colour
-classes, as ``tests/export_fixtures.py``); ``--force-fallback`` is on, so the int8 fallback
+classes, ``kft.testing``, as the tests' fixture model); ``--force-fallback`` is on, so the int8 fallback
 (float islands) is timed as well. About 3-5 minutes on 2 cores.
 """
 
@@ -123,33 +123,14 @@ def _quick_model(d: Path) -> Path:
     """A small kft classifier and its images, saved for both children (``--quick``)."""
     import numpy as np
 
-    import keras
-
     from kft.model import build_classifier
+    from kft.testing import colour_images, fit_head
 
-    rng = np.random.default_rng(0)
-    colours = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]], np.float32)
-
-    def images(n_per_class):
-        y = np.repeat(np.arange(3), n_per_class)
-        x = colours[y][:, None, None, :] + rng.normal(0, 30, (len(y), 4, 4, 3)).repeat(8, 1).repeat(8, 2)
-        return np.clip(x + rng.normal(0, 25, (len(y), 32, 32, 3)), 0, 255).astype(np.uint8), y
-
-    train_x, train_y = images(32)
-    test_x, test_y = images(200)
+    train_x, train_y = colour_images(32, seed=0)
+    test_x, test_y = colour_images(200, seed=1)
     model = build_classifier("mobilenet_v3_small", num_classes=3, image_size=64, input_size=32, weights="none",
                              seed=0)
-    backbone = model.get_layer("backbone")
-    norms = [la for la in backbone.layers if isinstance(la, keras.layers.BatchNormalization)]
-    for la in norms:
-        la.momentum = 0.0
-    backbone(model.get_layer("upsample")(train_x.astype(np.float32)), training=True)  # statistics := this batch's
-    for la in norms:
-        la.momentum = 0.99
-    backbone.trainable = False
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(train_x.astype(np.float32), train_y, batch_size=32, epochs=10, verbose=0)
+    fit_head(model, train_x, train_y, backbone_input=model.get_layer("upsample")(train_x.astype(np.float32)))
     model.save(d / "model.keras")
     np.savez(d / "images.npz", train_x=train_x, test_x=test_x, test_y=test_y)
     return d

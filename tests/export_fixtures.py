@@ -1,10 +1,8 @@
 """A tiny trained classifier shared by the export, runtime and predict tests.
 
 MobileNetV3-Small (random init, 32x32) on generated images whose class is
-their dominant colour. A random backbone run in inference mode has
-BatchNorm statistics (0, 1) that shrink its features to ~1e-11, so the
-statistics are first set from one batch (momentum 0, training=True), then the
-head is trained for a few epochs: ~98% train / ~75% test accuracy, logits
+their dominant colour (``kft.testing``: BatchNorm statistics set from one
+batch, then the head trained): ~98% train / ~75% test accuracy, logits
 within +-30, i.e. predictions that are mostly confident but not all. Built
 once per test session, saved as ``model.keras`` with ``labels.txt`` beside it.
 """
@@ -23,39 +21,7 @@ import numpy as np
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
-CLASS_NAMES = ["red", "green", "blue"]
-SIZE = 32
-_COLOURS = np.array([[200, 40, 40], [40, 200, 40], [40, 40, 200]], np.float32)
-
-
-def colour_images(n_per_class: int, seed: int, size: int = SIZE):
-    """uint8 (3n, size, size, 3) images: a class colour plus smooth and pixel noise; labels 0..2."""
-    rng = np.random.default_rng(seed)
-    y = np.repeat(np.arange(3), n_per_class)
-    base = _COLOURS[y][:, None, None, :]
-    blobs = rng.normal(0, 30, (len(y), 4, 4, 3)).repeat(size // 4, 1).repeat(size // 4, 2)
-    x = base + blobs + rng.normal(0, 25, (len(y), size, size, 3))
-    return np.clip(x, 0, 255).astype(np.uint8), y.astype(np.int64)
-
-
-def fit_head(model, train_x, train_y, backbone_input=None) -> None:
-    """The fixtures' recipe: BatchNorm's moving statistics set to ``train_x``'s (fed to the backbone
-    as ``backbone_input``, default ``train_x``), then the head alone trained 20 epochs."""
-    import keras
-
-    backbone = model.get_layer("backbone")
-    norms = [layer for layer in backbone.layers if isinstance(layer, keras.layers.BatchNormalization)]
-    for layer in norms:
-        layer.momentum = 0.0
-    feed = train_x.astype(np.float32) if backbone_input is None else backbone_input
-    backbone(feed, training=True)  # moving statistics := this batch's
-    for layer in norms:
-        layer.momentum = 0.99
-    backbone.trainable = False
-    model.compile(optimizer=keras.optimizers.Adam(3e-3),
-                  loss=keras.losses.SparseCategoricalCrossentropy(from_logits=True))
-    model.fit(train_x.astype(np.float32), train_y, batch_size=24, epochs=20, shuffle=True, verbose=0)
-    backbone.trainable = True
+from kft.testing import CLASS_NAMES, SIZE, colour_images, fit_head  # noqa: F401  (re-exported to the tests)
 
 
 @functools.lru_cache(maxsize=None)
