@@ -7,9 +7,12 @@ CSV, a Markdown table (mean ± std over seeds, labels per class in total) and on
     python benchmarks/learning_curve.py --labels 10,25,50,100,250 --seeds 0,1,2 --unlabeled-seeds 0 \\
         --out benchmarks/out/learning_curve --plot docs/learning_curve.png
     python benchmarks/learning_curve.py --read-only ...     # tabulate and plot what has finished
+    python benchmarks/learning_curve.py --previous docs/learning_curve.csv ...   # extend an earlier curve
 
 Run folders are named ``BACKBONE-lN-sS`` (``-u`` with unlabelled images) under ``--out/runs``;
-a finished run is read, not trained again (link existing runs there to reuse them).
+a finished run is read, not trained again (link existing runs there to reuse them). With
+``--previous CSV`` (an earlier run of this script), the points that CSV holds are kept as they
+are and not trained again, even when their run folders are gone.
 """
 
 from __future__ import annotations
@@ -40,6 +43,21 @@ def run(out: Path, backbone: str, labels: int, seed: int, unlabeled: bool, read_
     m = json.loads((folder / "metrics.json").read_text())
     return {"backbone": backbone, "labels_per_class": labels, "seed": seed, "unlabeled": unlabeled,
             "test_accuracy": m["test_accuracy"], "seconds": m["seconds"], "run": str(folder)}
+
+
+def previous_points(path: Path, backbone: str) -> dict:
+    """The points of an earlier ``learning_curve.csv`` for ``backbone``, keyed (labels, seed, unlabeled)."""
+    if not path.is_file():
+        raise SystemExit(f"--previous: no such file: {path}")
+    points = {}
+    with open(path, newline="") as f:
+        for r in csv.DictReader(f):
+            if r["backbone"] == backbone:
+                row = {"backbone": backbone, "labels_per_class": int(r["labels_per_class"]), "seed": int(r["seed"]),
+                       "unlabeled": r["unlabeled"] == "True", "test_accuracy": float(r["test_accuracy"]),
+                       "seconds": float(r["seconds"]), "run": r["run"]}
+                points[(row["labels_per_class"], row["seed"], row["unlabeled"])] = row
+    return points
 
 
 def summary(rows: list[dict]) -> list[dict]:
@@ -100,19 +118,23 @@ def main() -> None:
     p.add_argument("--unlabeled-seeds", default="", help="seeds to run with --unlabeled cifar10-rest too")
     p.add_argument("--out", type=Path, default=Path("benchmarks/out/learning_curve"))
     p.add_argument("--plot", type=Path)
+    p.add_argument("--previous", type=Path,
+                   help="an earlier learning_curve.csv: its points are kept, not trained again")
     p.add_argument("--read-only", action="store_true",
                    help="train nothing: tabulate the finished runs under --out/runs, skipping missing ones")
     args = p.parse_args()
     rows = []
+    kept = previous_points(args.previous, args.backbone) if args.previous else {}
     for n in [int(x) for x in args.labels.split(",")]:
         for unlabeled, seeds in ((False, args.seeds), (True, args.unlabeled_seeds)):
             for s in [int(x) for x in seeds.split(",") if x != ""]:
-                row = run(args.out, args.backbone, n, s, unlabeled, args.read_only)
+                row = kept.get((n, s, unlabeled)) or run(args.out, args.backbone, n, s, unlabeled, args.read_only)
                 if row is not None:
                     rows.append(row)
                     print(json.dumps(row), flush=True)
     if not rows:
         raise SystemExit(f"no finished runs under {args.out / 'runs'}")
+    args.out.mkdir(parents=True, exist_ok=True)
     with open(args.out / "learning_curve.csv", "w", newline="") as f:
         w = csv.DictWriter(f, fieldnames=list(rows[0]))
         w.writeheader()
