@@ -115,21 +115,22 @@ def inference_fn(model):
     BatchNorm is folded into the convolutions (``kft.training.fold``: the same outputs, 1.4-1.6x
     faster on CPU). Scoring and cache building call a model many times; a fresh ``tf.function``
     per call traced the graph again each time (TensorFlow's retracing warning).
-    ``reduce_retracing`` lets a smaller last batch share the trace.
+    It is traced once for batches of every size (``kft.training.tracing.any_batch``).
     """
     fn = _INFERENCE_FNS.get(model)
     if fn is None:
         import tensorflow as tf
 
         from kft.training import fold
+        from kft.training.tracing import any_batch
 
         ref = weakref.ref(model)  # the function must not keep its own key alive
 
         @tf.function(reduce_retracing=True)
-        def fn(x):
+        def traced(x):
             return fold.call(ref(), tf.cast(x, tf.float32))
 
-        _INFERENCE_FNS[model] = fn
+        fn = _INFERENCE_FNS[model] = any_batch(traced)
     return fn
 
 

@@ -27,6 +27,7 @@ from kft.training import fold, killpoints, optim, pipeline
 from kft.training.augment import TRAIN_BATCHES, batch_seeds, make_augmenter
 from kft.training.cache import FeatureCache
 from kft.training.callbacks import CallbackList, EarlyStopping, EpochLog
+from kft.training.tracing import any_batch
 
 __all__ = ["StageTrainer", "balanced_class_weights", "scope"]
 
@@ -137,14 +138,14 @@ class StageTrainer:
         if self.strategy is not None:
             train_step = self._distributed_train_step(weights)
         else:
-            train_step = tf.function(self.train_step, reduce_retracing=True, jit_compile=self.jit_compile)
+            train_step = any_batch(tf.function(self.train_step, reduce_retracing=True, jit_compile=self.jit_compile))
 
         @tf.function(reduce_retracing=True, jit_compile=self.jit_compile)
         def eval_step(x, y):
             logits = logits_layer(fold.call(trunk, tf.cast(x, tf.float32)))
             return loss_fn(tf.one_hot(y, n), logits), _correct(logits, y)
 
-        return train_step, eval_step
+        return train_step, any_batch(eval_step)
 
     def train_step(self, x, y):
         """One optimisation step on batch ``(x, y)``: the seam to override, as in Keras' trainers.
