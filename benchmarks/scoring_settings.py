@@ -4,7 +4,8 @@ defaults are chosen from on a given CPU.
 
     python benchmarks/scoring_settings.py export/<run> [N]     # the first N CIFAR-10 test images (1000)
 
-The images are brought to the declared 224-px input once; each setting warms up on 32 images.
+The images are brought to the files' declared input (``Classifier.input_size``) once; each setting
+warms up on 32 images.
 """
 
 import sys
@@ -20,7 +21,8 @@ SETTINGS = ((1, 2), (4, 2), (8, 2), (16, 2), (1, 1))  # (images per invoke, inte
 def main() -> None:
     folder, n = sys.argv[1], int(sys.argv[2]) if len(sys.argv) > 2 else 1000
     _, test = load_cifar10()
-    x = to_input_size(test.x[:n], 224)
+    declared = Classifier(f"{folder}/model_float32.tflite").input_size[0]  # every variant declares the same
+    x = to_input_size(test.x[:n], declared)
     for variant in ("float32", "float16", "dynamic", "int8"):
         for batch, workers in SETTINGS:
             clf = Classifier(f"{folder}/model_{variant}.tflite", num_threads=1 if workers > 1 else 2,
